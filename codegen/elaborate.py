@@ -1,0 +1,842 @@
+"""Pass 2: elaboration. Parse trees (+ one kernel's facts) -> IR.
+
+Resolves every symbol (local, global, function, $target), expands probe
+aliases into derived probes, infers the type of every expression with
+SystemTap's fixpoint rules, works out which globals each probe locks, and
+writes the IR: a JSON document (schema ``IR_SCHEMA``) that pass 3 turns
+into C without looking at anything else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+from codegen import ast
+from codegen.errors import StapError, StapErrors
+from codegen.formats import parse_format
+from codegen.link import walk
+from codegen.probes import Alias, DerivedProbe, KernelFacts, ProbeResolver
+
+IR_SCHEMA = "stapbuild.ir/1"
+
+LONG, STRING, STATS = "long", "string", "stats"
+
+ARITH_OPS = {"+", "-", "*", "/", "%", "<<", ">>", ">>>", "&", "|", "^"}
+COMPARE_OPS = {"<", ">", "<=", ">=", "==", "!="}
+REGEX_OPS = {"=~", "!~"}
+COMPOUND_LONG = {"+=", "-=", "*=", "/=", "%=", "<<=", ">>=", "&=", "^=", "|="}
+
+PRINT_FAMILY = {"print", "println", "printd", "printdln", "printf",
+                "sprint", "sprintln", "sprintd", "sprintdln", "sprintf"}
+
+
+@dataclass
+class GlobalInfo:
+    decl: ast.Global
+    c_name: str
+    type: Optional[str] = None
+    keys: Optional[list[Optional[str]]] = None     # None: scalar
+    read: bool = False
+    written: bool = False
+
+
+@dataclass
+class FunctionInfo:
+    decl: ast.Function
+    c_name: str
+    params: list[Optional[str]]
+    ret: Optional[str]
+    locals: dict[str, Optional[str]] = field(default_factory=dict)
+    file: str = ""
+    calls: set[str] = field(default_factory=set)        # c_names of callees
+    globals_read: set[str] = field(default_factory=set)
+    globals_written: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Scope:
+    """What a body (a derived probe or a function) can see."""
+    file: str
+    locals: dict[str, Optional[str]]
+    probe: Optional[DerivedProbe] = None
+    function: Optional[FunctionInfo] = None
+    globals_read: set[str] = field(default_factory=set)
+    globals_written: set[str] = field(default_factory=set)
+    calls: set[str] = field(default_factory=set)
+    foreach_arrays: list[str] = field(default_factory=list)
+    loop_depth: int = 0
+
+
+def _tok(e: ast.Node) -> str:
+    if isinstance(e, ast.Symbol):
+        return f"identifier '{e.name}'"
+    if isinstance(e, ast.Call):
+        return f"identifier '{e.name}'"
+    if isinstance(e, ast.Number):
+        return f"number '{e.value}'"
+    if isinstance(e, ast.String):
+        return f"string \"{e.value}\""
+    if isinstance(e, ast.TargetSymbol):
+        return f"identifier '{e.name}'"
+    if isinstance(e, (ast.Binary, ast.Logical, ast.Assign, ast.Unary, ast.IncDec)):
+        return f"operator '{e.op}'"
+    return "token"
+
+
+def _mangle(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+
+
+class Elaborator:
+    def __init__(self, files: list[ast.File], kernel: Optional[KernelFacts],
+                 primary_files: int = 1) -> None:
+        self.files = files
+        self.kernel = kernel
+        self.primary_files = primary_files
+        self.globals: dict[tuple[str, str], GlobalInfo] = {}     # (scope file or "", name)
+        self.functions: dict[tuple[str, int], list[FunctionInfo]] = {}
+        self.probes: list[tuple[DerivedProbe, Scope]] = []
+        self.changed = False
+        self.final = False
+        self.errors: list[StapError] = []
+
+    # ------------------------------------------------------------ entry
+    def run(self) -> dict:
+        self._declare()
+        self._resolve_probes()
+        # SystemTap's fixpoint: keep inferring until no type changes.
+        for _ in range(50):
+            self.changed = False
+            self._infer_all()
+            if not self.changed:
+                break
+        self.final = True
+        self._infer_all()
+        if self.errors:
+            raise StapErrors(self._dedup(self.errors))
+        return self._emit_ir()
+
+    @staticmethod
+    def _dedup(errors: list[StapError]) -> list[StapError]:
+        seen, out = set(), []
+        for e in errors:
+            key = (e.msg, e.loc)
+            if key not in seen:
+                seen.add(key)
+                out.append(e)
+        return out
+
+    def error(self, msg: str, node: ast.Node, token: Optional[str] = None) -> None:
+        if self.final:
+            self.errors.append(StapError("semantic", msg, node.loc, token or _tok(node)))
+
+    # ------------------------------------------------------------ declarations
+    def _declare(self) -> None:
+        for f in self.files:
+            for g in f.globals:
+                key = (f.path if g.private else "", g.name)
+                if key in self.globals:
+                    raise StapError("semantic", "duplicate global name", g.loc,
+                                    token=f"identifier '{g.name}'")
+                prefix = f"stpg_p{abs(hash(f.path)) % 100000}_" if g.private else "stpg_g_"
+                info = GlobalInfo(g, prefix + _mangle(g.name))
+                if g.init is not None:
+                    info.type = LONG if isinstance(g.init, ast.Number) else STRING
+                self.globals[key] = info
+            for fn in f.functions:
+                key = (fn.name, len(fn.params))
+                existing = self.functions.setdefault(key, [])
+                if any(e.file == f.path or not fn.private for e in existing):
+                    if any(e.decl.priority == fn.priority for e in existing):
+                        raise StapError("semantic", f"duplicate function definition '{fn.name}'",
+                                        fn.loc, token=f"identifier '{fn.name}'")
+                c_name = f"stpg_f_{_mangle(fn.name)}_{len(fn.params)}"
+                if existing:
+                    c_name += f"_{len(existing)}"
+                params = [p.type for p in fn.params]
+                info = FunctionInfo(fn, c_name, params, fn.return_type, file=f.path)
+                for p in fn.params:
+                    info.locals[p.name] = p.type
+                existing.append(info)
+        for fns in self.functions.values():
+            # Overloads of one arity run in priority order; we support the
+            # common case of one definition and pick the highest priority.
+            fns.sort(key=lambda i: i.decl.priority)
+
+    def _aliases(self) -> list[Alias]:
+        out = []
+        for f in self.files:
+            for a in f.aliases:
+                out.append(Alias([n.components for n in a.names], a))
+        return out
+
+    def _resolve_probes(self) -> None:
+        resolver = ProbeResolver(self._aliases(), self.kernel)
+        count = 0
+        for f in self.files:
+            for probe in f.probes:
+                if not f.is_tapset:
+                    count += 1
+                for d in resolver.resolve(probe):
+                    self.probes.append((d, Scope(f.path, {}, probe=d)))
+        if count == 0:
+            raise StapError("semantic", "no probes found")
+
+    # ------------------------------------------------------------ lookup
+    def lookup_global(self, name: str, file: str) -> Optional[GlobalInfo]:
+        return self.globals.get((file, name)) or self.globals.get(("", name))
+
+    def lookup_function(self, name: str, arity: int) -> Optional[FunctionInfo]:
+        fns = self.functions.get((name, arity))
+        return fns[0] if fns else None
+
+    # ------------------------------------------------------------ inference
+    def _infer_all(self) -> None:
+        for fns in self.functions.values():
+            for fn in fns:
+                if isinstance(fn.decl.body, ast.Block):
+                    scope = Scope(fn.file, fn.locals, function=fn)
+                    self.stmt(fn.decl.body, scope)
+                    fn.calls |= scope.calls
+                    fn.globals_read |= scope.globals_read
+                    fn.globals_written |= scope.globals_written
+                if self.final:
+                    for name, t in fn.locals.items():
+                        if t is None:
+                            self.error(f"unresolved type of parameter or local '{name}'",
+                                       fn.decl, token=f"identifier '{fn.decl.name}'")
+        for d, scope in self.probes:
+            self.stmt(d.body, scope)
+            if d.condition is not None:
+                self.expr(d.condition, scope, LONG)
+            if self.final:
+                for name, t in scope.locals.items():
+                    if t is None:
+                        self.error("unresolved type", d.body,
+                                   token=f"identifier '{name}'")
+
+    def unify(self, have: Optional[str], want: Optional[str], node: ast.Node) -> Optional[str]:
+        if have is None:
+            return want
+        if want is None or have == want:
+            return have
+        self.error(f"type mismatch ({have} vs. {want})", node)
+        return have
+
+    def set_type(self, node: ast.Expr, t: Optional[str]) -> Optional[str]:
+        if t is not None and node.ty != t:
+            if node.ty is not None and self.final:
+                self.error(f"type mismatch ({node.ty} vs. {t})", node)
+            if node.ty is None:
+                node.ty = t
+                self.changed = True
+        return node.ty
+
+    # -- statements ---------------------------------------------------------
+    def stmt(self, s: ast.Stmt, scope: Scope) -> None:
+        if isinstance(s, ast.Block):
+            for x in s.stmts:
+                self.stmt(x, scope)
+        elif isinstance(s, ast.ExprStmt):
+            self.expr(s.expr, scope, None)
+        elif isinstance(s, ast.If):
+            self.expr(s.cond, scope, LONG)
+            self.stmt(s.then, scope)
+            if s.else_ is not None:
+                self.stmt(s.else_, scope)
+        elif isinstance(s, ast.While):
+            self.expr(s.cond, scope, LONG)
+            scope.loop_depth += 1
+            self.stmt(s.body, scope)
+            scope.loop_depth -= 1
+        elif isinstance(s, ast.For):
+            for e in (s.init, s.incr):
+                if e is not None:
+                    self.expr(e, scope, None)
+            if s.cond is not None:
+                self.expr(s.cond, scope, LONG)
+            scope.loop_depth += 1
+            self.stmt(s.body, scope)
+            scope.loop_depth -= 1
+        elif isinstance(s, ast.Foreach):
+            self.foreach(s, scope)
+        elif isinstance(s, (ast.Break, ast.Continue)):
+            if scope.loop_depth == 0 and self.final:
+                word = "break" if isinstance(s, ast.Break) else "continue"
+                self.errors.append(StapError("semantic", f"found '{word}' not in a loop",
+                                             s.loc, token=f"keyword '{word}'"))
+        elif isinstance(s, ast.Next):
+            pass
+        elif isinstance(s, ast.Return):
+            fn = scope.function
+            if fn is None:
+                if self.final:
+                    self.errors.append(StapError("semantic",
+                                                 "found 'return' not in function context",
+                                                 s.loc, token="keyword 'return'"))
+                return
+            if s.value is not None:
+                t = self.expr(s.value, scope, fn.ret)
+                if fn.ret is None and t is not None:
+                    fn.ret = t
+                    self.changed = True
+                elif t is not None and fn.ret != t:
+                    self.error(f"type mismatch: function '{fn.decl.name}' returns {fn.ret} "
+                               f"but this returns {t}", s.value)
+        elif isinstance(s, ast.Delete):
+            self.delete(s, scope)
+        elif isinstance(s, ast.TryCatch):
+            self.stmt(s.body, scope)
+            if s.var:
+                scope.locals[s.var] = self.unify(scope.locals.get(s.var), STRING, s)
+            self.stmt(s.handler, scope)
+        elif isinstance(s, ast.NullStmt):
+            pass
+        else:
+            raise StapError("semantic", f"unsupported statement {type(s).__name__}", s.loc)
+
+    def foreach(self, s: ast.Foreach, scope: Scope) -> None:
+        arr = self.array_of(s.array, scope, len(s.keys))
+        if arr is None:
+            return
+        if arr.keys is None:
+            arr.keys = [None] * len(s.keys)
+        for i, k in enumerate(s.keys):
+            t = self.local(k.name, scope, arr.keys[i], k)
+            if arr.keys[i] is None and t is not None:
+                arr.keys[i] = t
+                self.changed = True
+            k.ty = t
+            k.info = {"scope": "local"}
+        if s.value is not None:
+            vt = LONG if arr.type == STATS else arr.type
+            s.value.ty = self.local(s.value.name, scope, vt, s.value)
+            s.value.info = {"scope": "local"}
+        if s.slice is not None:
+            for i, e in enumerate(s.slice):
+                if not isinstance(e, ast.Wildcard):
+                    t = self.expr(e, scope, arr.keys[i] if i < len(arr.keys) else None)
+                    if i < len(arr.keys) and arr.keys[i] is None and t is not None:
+                        arr.keys[i] = t
+        if s.limit is not None:
+            self.expr(s.limit, scope, LONG)
+        scope.globals_read.add(arr.c_name)
+        if arr.type == STATS or s.sort_column is not None:
+            # Aggregating a per-CPU array rewrites its aggregate map, and a
+            # sorted foreach reorders the map in place: both need the lock
+            # in write mode.
+            scope.globals_written.add(arr.c_name)
+        s.array.info = {"scope": "global", "c_name": arr.c_name}
+        scope.foreach_arrays.append(arr.c_name)
+        scope.loop_depth += 1
+        self.stmt(s.body, scope)
+        scope.loop_depth -= 1
+        scope.foreach_arrays.pop()
+
+    def delete(self, s: ast.Delete, scope: Scope) -> None:
+        t = s.target
+        if isinstance(t, ast.Index):
+            arr = self.array_of(t.base, scope, len(t.indexes))
+            if arr is not None:
+                self.keys(t, arr, scope)
+                scope.globals_written.add(arr.c_name)
+                t.base.info = {"scope": "global", "c_name": arr.c_name}
+        elif isinstance(t, ast.Symbol):
+            g = self.lookup_global(t.name, scope.file)
+            if g is not None:
+                t.info = {"scope": "global", "c_name": g.c_name}
+                scope.globals_written.add(g.c_name)
+                g.written = True
+            else:
+                self.expr(t, scope, None)
+        else:
+            self.error("invalid delete target", t)
+
+    # -- expressions --------------------------------------------------------
+    def local(self, name: str, scope: Scope, want: Optional[str], node: ast.Node) -> Optional[str]:
+        have = scope.locals.get(name)
+        t = self.unify(have, want, node)
+        if have is None and t is not None:
+            self.changed = True
+        scope.locals[name] = t
+        return t
+
+    def array_of(self, e: ast.Expr, scope: Scope, arity: int) -> Optional[GlobalInfo]:
+        if not isinstance(e, ast.Symbol):
+            self.error("expected an array name", e)
+            return None
+        g = self.lookup_global(e.name, scope.file)
+        if g is None:
+            if self.final:
+                self.error(f"unresolved arity-{arity} global array {e.name}, "
+                           "missing global declaration?", e)
+            return None
+        if g.keys is None:
+            if g.type is not None and g.decl.init is not None:
+                self.error(f"global '{e.name}' is a scalar, used as an array", e)
+                return None
+            g.keys = [None] * arity
+            self.changed = True
+        elif len(g.keys) != arity:
+            self.error(f"inconsistent arity ({arity} vs {len(g.keys)})", e)
+            return None
+        return g
+
+    def keys(self, idx: ast.Index, g: GlobalInfo, scope: Scope) -> None:
+        assert g.keys is not None
+        for i, k in enumerate(idx.indexes):
+            if isinstance(k, ast.Wildcard):
+                continue
+            t = self.expr(k, scope, g.keys[i])
+            if g.keys[i] is None and t is not None:
+                g.keys[i] = t
+                self.changed = True
+            elif t is not None and g.keys[i] != t:
+                self.error(f"type mismatch ({t} vs. {g.keys[i]})", k)
+
+    def global_value(self, g: GlobalInfo, want: Optional[str], node: ast.Node) -> Optional[str]:
+        t = self.unify(g.type, want, node)
+        if g.type is None and t is not None:
+            g.type = t
+            self.changed = True
+        return g.type
+
+    def expr(self, e: ast.Expr, scope: Scope, want: Optional[str]) -> Optional[str]:
+        t = self._expr(e, scope, want)
+        if t is not None:
+            self.set_type(e, t)
+        elif want is not None and self.final and e.ty is None:
+            pass
+        if self.final and e.ty is None and want is None and not isinstance(
+                e, (ast.Call, ast.Wildcard)):
+            self.error("unresolved type", e)
+        if want is not None and e.ty is not None and e.ty != want:
+            if not (want == LONG and e.ty == STATS):
+                self.error(f"type mismatch: expected {want} but found {e.ty}", e)
+        return e.ty
+
+    def _expr(self, e: ast.Expr, scope: Scope, want: Optional[str]) -> Optional[str]:
+        if isinstance(e, ast.Number):
+            return LONG
+        if isinstance(e, ast.String):
+            return STRING
+        if isinstance(e, ast.Symbol):
+            return self.symbol(e, scope, want)
+        if isinstance(e, ast.TargetSymbol):
+            return self.target(e, scope)
+        if isinstance(e, ast.Index):
+            g = self.array_of(e.base, scope, len(e.indexes))
+            if g is None:
+                return None
+            self.keys(e, g, scope)
+            e.base.info = {"scope": "global", "c_name": g.c_name}
+            scope.globals_read.add(g.c_name)
+            g.read = True
+            if g.type == STATS:
+                scope.globals_written.add(g.c_name)
+            e.info = {"c_name": g.c_name, "in_foreach": g.c_name in scope.foreach_arrays}
+            return self.global_value(g, want, e)
+        if isinstance(e, ast.Call):
+            return self.call(e, scope, want)
+        if isinstance(e, ast.Binary):
+            return self.binary(e, scope, want)
+        if isinstance(e, ast.Logical):
+            self.expr(e.left, scope, LONG)
+            self.expr(e.right, scope, LONG)
+            return LONG
+        if isinstance(e, ast.Unary):
+            self.expr(e.operand, scope, LONG)
+            return LONG
+        if isinstance(e, ast.IncDec):
+            self.lvalue(e.operand, scope, LONG)
+            return LONG
+        if isinstance(e, ast.Assign):
+            return self.assign(e, scope, want)
+        if isinstance(e, ast.Ternary):
+            self.expr(e.cond, scope, LONG)
+            a = self.expr(e.then, scope, want)
+            b = self.expr(e.else_, scope, want or a)
+            if a is None and b is not None:
+                a = self.expr(e.then, scope, b)
+            return a or b
+        if isinstance(e, ast.InArray):
+            g = self.array_of(e.array, scope, len(e.keys))
+            if g is None:
+                return LONG
+            self.keys(ast.Index(e.array, e.keys, loc=e.loc), g, scope)
+            e.array.info = {"scope": "global", "c_name": g.c_name}
+            scope.globals_read.add(g.c_name)
+            g.read = True
+            if g.type == STATS:
+                scope.globals_written.add(g.c_name)
+            return LONG
+        if isinstance(e, ast.StatOp):
+            self.stat_operand(e.operand, scope)
+            for a in e.args:
+                self.expr(a, scope, LONG)
+            return LONG
+        if isinstance(e, ast.Wildcard):
+            return None
+        self.error(f"unsupported expression {type(e).__name__}", e)
+        return None
+
+    def stat_operand(self, x: ast.Expr, scope: Scope) -> None:
+        if isinstance(x, ast.Symbol):
+            g = self.lookup_global(x.name, scope.file)
+            if g is None:
+                self.error("statistic operand must be a global", x)
+                return
+            self.global_value(g, STATS, x)
+            x.ty = STATS
+            x.info = {"scope": "global", "c_name": g.c_name}
+            scope.globals_read.add(g.c_name)
+            scope.globals_written.add(g.c_name)
+            g.read = True
+        elif isinstance(x, ast.Index):
+            self.expr(x, scope, STATS)
+        else:
+            self.error("statistic operand must be a global or an array element", x)
+
+    def symbol(self, e: ast.Symbol, scope: Scope, want: Optional[str]) -> Optional[str]:
+        if e.name in scope.locals:
+            e.info = {"scope": "local"}
+            return self.local(e.name, scope, want, e)
+        g = self.lookup_global(e.name, scope.file)
+        if g is not None:
+            if g.keys is not None:
+                self.error(f"array '{e.name}' used as a scalar", e)
+                return None
+            e.info = {"scope": "global", "c_name": g.c_name}
+            scope.globals_read.add(g.c_name)
+            g.read = True
+            if g.type == STATS:
+                self.error("invalid use of a statistic: only <<<, @count etc., delete", e)
+            return self.global_value(g, want, e)
+        e.info = {"scope": "local"}
+        return self.local(e.name, scope, want, e)
+
+    def lvalue(self, e: ast.Expr, scope: Scope, want: Optional[str]) -> Optional[str]:
+        """Type an assignment target and record the write."""
+        if isinstance(e, ast.Symbol):
+            t = self.symbol(e, scope, want)
+            if e.info and e.info["scope"] == "global":
+                scope.globals_written.add(e.info["c_name"])
+                g = self.lookup_global(e.name, scope.file)
+                if g is not None:
+                    g.written = True
+            if t is not None:
+                self.set_type(e, t)
+            return t
+        if isinstance(e, ast.Index):
+            t = self.expr(e, scope, want)
+            if e.info:
+                scope.globals_written.add(e.info["c_name"])
+                g = self.lookup_global(e.base.name, scope.file) if isinstance(
+                    e.base, ast.Symbol) else None
+                if g is not None:
+                    g.written = True
+            return t
+        if isinstance(e, ast.TargetSymbol):
+            self.error("writing to a $target variable needs guru mode (-g)", e)
+            return None
+        self.error("expected an lvalue", e)
+        return None
+
+    def assign(self, e: ast.Assign, scope: Scope, want: Optional[str]) -> Optional[str]:
+        if e.op == "<<<":
+            self.stat_target(e.target, scope)
+            self.expr(e.value, scope, LONG)
+            return LONG
+        if e.op == "=":
+            vt = self.expr(e.value, scope, None)
+            tt = self.lvalue(e.target, scope, vt)
+            if vt is None and tt is not None:
+                self.expr(e.value, scope, tt)
+            return tt or vt
+        if e.op == ".=":
+            self.lvalue(e.target, scope, STRING)
+            self.expr(e.value, scope, STRING)
+            return STRING
+        if e.op in COMPOUND_LONG:
+            self.lvalue(e.target, scope, LONG)
+            self.expr(e.value, scope, LONG)
+            return LONG
+        self.error("invalid operator", e)
+        return None
+
+    def stat_target(self, t: ast.Expr, scope: Scope) -> None:
+        if isinstance(t, ast.Symbol):
+            g = self.lookup_global(t.name, scope.file)
+            if g is None:
+                self.error("statistics must be global", t)
+                return
+            self.global_value(g, STATS, t)
+            t.ty = STATS
+            t.info = {"scope": "global", "c_name": g.c_name}
+            g.written = True
+            scope.globals_read.add(g.c_name)    # <<< only needs the lock in read mode
+        elif isinstance(t, ast.Index):
+            g = self.array_of(t.base, scope, len(t.indexes))
+            if g is None:
+                return
+            self.keys(t, g, scope)
+            self.global_value(g, STATS, t)
+            t.ty = STATS
+            t.base.info = {"scope": "global", "c_name": g.c_name}
+            t.info = {"c_name": g.c_name, "in_foreach": False}
+            g.written = True
+            scope.globals_read.add(g.c_name)
+        else:
+            self.error("invalid target of <<<", t)
+
+    def binary(self, e: ast.Binary, scope: Scope, want: Optional[str]) -> Optional[str]:
+        if e.op in ARITH_OPS:
+            self.expr(e.left, scope, LONG)
+            self.expr(e.right, scope, LONG)
+            return LONG
+        if e.op == ".":
+            self.expr(e.left, scope, STRING)
+            self.expr(e.right, scope, STRING)
+            return STRING
+        if e.op in REGEX_OPS:
+            self.expr(e.left, scope, STRING)
+            self.expr(e.right, scope, STRING)
+            return LONG
+        if e.op in COMPARE_OPS:
+            a = self.expr(e.left, scope, None)
+            b = self.expr(e.right, scope, a)
+            if a is None and b is not None:
+                self.expr(e.left, scope, b)
+            elif a is not None and b is not None and a != b:
+                self.error(f"type mismatch: left and right sides don't agree ({a} vs {b})", e)
+            return LONG
+        self.error("invalid operator", e)
+        return None
+
+    def call(self, e: ast.Call, scope: Scope, want: Optional[str]) -> Optional[str]:
+        if e.name in PRINT_FAMILY:
+            return self.print_call(e, scope)
+        fn = self.lookup_function(e.name, len(e.args))
+        if fn is None:
+            if self.final:
+                other = [k for k in self.functions if k[0] == e.name]
+                if other:
+                    self.error(f"arity mismatch found (function '{e.name}' takes "
+                               f"{other[0][1]} args)", e)
+                else:
+                    self.error("unresolved function", e)
+            return None
+        e.info = {"fn": fn.c_name}
+        scope.calls.add(fn.c_name)
+        for i, (arg, p) in enumerate(zip(e.args, fn.decl.params)):
+            t = self.expr(arg, scope, fn.params[i])
+            if fn.params[i] is None and t is not None:
+                fn.params[i] = t
+                fn.locals[p.name] = t
+                self.changed = True
+        if fn.ret is None and want is not None and isinstance(fn.decl.body, ast.Block) \
+                and not self._has_value_return(fn.decl.body):
+            return None
+        return fn.ret
+
+    @staticmethod
+    def _has_value_return(body: ast.Block) -> bool:
+        return any(isinstance(n, ast.Return) and n.value is not None for n in walk(body))
+
+    def print_call(self, e: ast.Call, scope: Scope) -> Optional[str]:
+        name = e.name
+        returns = STRING if name.startswith("s") else None
+        if name in ("printf", "sprintf"):
+            if not e.args or not isinstance(e.args[0], ast.String):
+                self.error(f"{name} format must be a literal string", e)
+                return returns
+            try:
+                directives = parse_format(e.args[0].value)
+            except ValueError as err:
+                self.error(f"invalid format string: {err}", e.args[0])
+                return returns
+            e.args[0].ty = STRING
+            wants = [d for d in directives]
+            if len(wants) != len(e.args) - 1 and self.final:
+                self.error(f"Wrong number of args to formatted print operator (expected "
+                           f"{len(wants)}, found {len(e.args) - 1})", e)
+            for arg, w in zip(e.args[1:], wants):
+                self.expr(arg, scope, w)
+            for arg in e.args[1 + len(wants):]:
+                self.expr(arg, scope, None)
+            return returns
+        if name in ("printd", "printdln", "sprintd", "sprintdln"):
+            if len(e.args) < 2 or not isinstance(e.args[0], ast.String):
+                self.error(f"{name} needs a literal delimiter and at least one value", e)
+                return returns
+            e.args[0].ty = STRING
+            args = e.args[1:]
+        else:
+            if not e.args and name in ("print", "sprint"):
+                self.error(f"{name} needs at least one argument", e)
+            args = e.args
+        for a in args:
+            t = self.expr(a, scope, None)
+            if t == STATS:
+                self.error("cannot print a statistic; use @count, @sum, ...", a)
+        return returns
+
+    def target(self, e: ast.TargetSymbol, scope: Scope) -> Optional[str]:
+        probe = scope.probe
+        if probe is None or probe.family != "kprobe" or probe.function is None:
+            self.error("target variables can only be used in kernel.function probes", e)
+            return None
+        if e.components or e.addressof or e.pretty:
+            self.error("member access and pretty-printing of $variables are not "
+                       "supported yet", e)
+            return None
+        fn = probe.function
+        if e.name == "$return":
+            if not probe.params.get("is_return"):
+                self.error("$return is only valid in .return probes", e)
+                return None
+            rtype = fn.get("return_type")
+            if rtype is None:
+                self.error(f"function '{fn['name']}' returns void: no $return", e)
+                return None
+            e.info = {"access": "return", "ctype": _ctype(rtype)}
+            return LONG
+        name = e.name[1:]
+        for p in fn.get("params", []):
+            if p["name"] == name:
+                if probe.params.get("is_return"):
+                    # Registers at return no longer hold the arguments; SystemTap
+                    # wants @entry($x) here, which needs kretprobe entry data.
+                    self.error(f"'{e.name}' at a .return probe needs @entry(), "
+                               "not supported yet", e)
+                    return None
+                loc = p.get("entry_location") or {}
+                reg = loc.get("reg") if loc.get("kind") == "reg" else None
+                if reg is None and p.get("index", 99) <= 6:
+                    reg = ("di", "si", "dx", "cx", "r8", "r9")[p["index"] - 1]
+                if reg is None:
+                    self.error(f"cannot locate '{e.name}' at the entry of "
+                               f"'{fn['name']}'", e)
+                    return None
+                t = p.get("type") or {}
+                if t.get("kind") in ("struct", "union", "array"):
+                    self.error(f"'{e.name}' is a {t.get('kind')}; only scalars and "
+                               "pointers can be read", e)
+                    return None
+                e.info = {"access": "reg", "reg": reg, "ctype": _ctype(t)}
+                return LONG
+        known = " ".join("$" + p["name"] for p in fn.get("params", []))
+        self.error(f"unable to find local '{name}', [man error::dwarf] dieoffset in "
+                   f"function '{fn['name']}' (alternatives: {known})", e)
+        return None
+
+    # ------------------------------------------------------------ IR output
+    def _closure(self, calls: set[str], attr: str) -> set[str]:
+        by_c = {fn.c_name: fn for fns in self.functions.values() for fn in fns}
+        seen: set[str] = set()
+        out: set[str] = set()
+        stack = list(calls)
+        while stack:
+            c = stack.pop()
+            if c in seen or c not in by_c:
+                continue
+            seen.add(c)
+            out |= getattr(by_c[c], attr)
+            stack.extend(by_c[c].calls)
+        return out
+
+    def _used_functions(self) -> list[FunctionInfo]:
+        by_c = {fn.c_name: fn for fns in self.functions.values() for fn in fns}
+        used: set[str] = set()
+        stack = [c for _, s in self.probes for c in s.calls]
+        while stack:
+            c = stack.pop()
+            if c in used:
+                continue
+            used.add(c)
+            stack.extend(by_c[c].calls)
+        # Emit callees before callers so C needs no prototypes for most calls.
+        return [by_c[c] for c in sorted(used)]
+
+    def _emit_ir(self) -> dict:
+        functions = self._used_functions()
+        probes = []
+        for i, (d, scope) in enumerate(self.probes):
+            if d.family == "never":
+                continue
+            reads = scope.globals_read | self._closure(scope.calls, "globals_read")
+            writes = scope.globals_written | self._closure(scope.calls, "globals_written")
+            locks = [{"global": g, "write": g in writes} for g in sorted(reads | writes)]
+            probes.append({
+                "name": f"stpg_probe_{i}",
+                "family": d.family,
+                "pp": d.pp,
+                "origin": d.origin,
+                "loc": [d.loc.file, d.loc.line, d.loc.col],
+                "params": d.params,
+                "locals": [{"name": n, "type": t} for n, t in sorted(scope.locals.items())],
+                "condition": ast.to_json(d.condition) if d.condition is not None else None,
+                "body": ast.to_json(d.body),
+                "locks": locks,
+            })
+        used_globals = {g for p in probes for lk in p["locks"] for g in [lk["global"]]}
+        globals_out = []
+        for g in sorted(self.globals.values(), key=lambda g: g.c_name):
+            if g.c_name not in used_globals:
+                continue
+            globals_out.append({
+                "name": g.decl.name, "c_name": g.c_name, "type": g.type,
+                "keys": g.keys, "size": g.decl.size, "wrap": g.decl.wrap,
+                "init": g.decl.init.value if g.decl.init is not None else None,
+                "loc": [g.decl.loc.file, g.decl.loc.line, g.decl.loc.col],
+            })
+        fns_out = []
+        for fn in functions:
+            body = fn.decl.body
+            fns_out.append({
+                "name": fn.decl.name, "c_name": fn.c_name,
+                "params": [{"name": p.name, "type": t}
+                           for p, t in zip(fn.decl.params, fn.params)],
+                "return_type": fn.ret,
+                "locals": [{"name": n, "type": t} for n, t in sorted(fn.locals.items())
+                           if n not in {p.name for p in fn.decl.params}],
+                "body": ast.to_json(body) if isinstance(body, ast.Block) else None,
+                "embedded": body.code if isinstance(body, ast.EmbeddedExpr) else None,
+                "loc": [fn.decl.loc.file, fn.decl.loc.line, fn.decl.loc.col],
+            })
+        embeds = [e.code for f in self.files for e in f.embeds]
+        return {
+            "schema": IR_SCHEMA,
+            "kernel": {"release": self.kernel.release} if self.kernel else None,
+            "globals": globals_out,
+            "functions": fns_out,
+            "probes": probes,
+            "embeds": embeds,
+        }
+
+
+def _ctype(t: dict) -> str:
+    """The C type a $target value is read as, before widening to 64 bits."""
+    kind = t.get("kind")
+    size = t.get("size") or 8
+    if kind in ("pointer", "func") or size == 8:
+        return "s64" if t.get("signed", True) and kind not in ("pointer", "func") else "u64"
+    signed = t.get("signed", True)
+    return f"{'s' if signed else 'u'}{size * 8}"
+
+
+def elaborate(files: list[ast.File], kernel: Optional[KernelFacts]) -> dict:
+    """Run pass 2 over the user files (first) and the linked tapset files."""
+    return Elaborator(files, kernel).run()
+
+
+def iter_nodes(ir_body: dict) -> Iterator[dict]:
+    """Walk an IR body (JSON form)."""
+    stack = [ir_body]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            yield n
+            stack.extend(v for v in n.values() if isinstance(v, (dict, list)))
+        elif isinstance(n, list):
+            stack.extend(n)

@@ -1,0 +1,234 @@
+"""Probe-point resolution: aliases expanded, families recognised.
+
+A probe point written by the user (``vfs.read.return``, ``timer.s(5)``,
+``kernel.function("vfs_*").return``) becomes one or more *derived probes*:
+a concrete mechanism (begin/end/timer/kprobe/kretprobe) plus the handler body,
+with alias prologues and epilogues wrapped around the user's body.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Optional, Protocol
+
+from codegen import ast
+from codegen.errors import StapError
+from codegen.link import point_uses_alias
+
+
+class KernelFacts(Protocol):
+    """What pass 2 needs to know about one kernel (see codegen.kernel_facts)."""
+    release: str
+
+    def match_functions(self, pattern: str) -> list[str]: ...
+
+    def function(self, name: str) -> Optional[dict]: ...
+
+
+@dataclass
+class DerivedProbe:
+    family: str                 # begin, end, error, never, timer, kprobe
+    pp: str                     # pp() text of the concrete point
+    body: ast.Block
+    loc: ast.Loc
+    params: dict = field(default_factory=dict)
+    function: Optional[dict] = None     # FunctionInfo for kprobes
+    condition: Optional[ast.Expr] = None
+    origin: str = ""                    # the probe point as the user wrote it
+
+
+@dataclass
+class Alias:
+    names: list[list[ast.Component]]
+    node: ast.ProbeAlias
+
+
+TIMER_UNITS = {
+    "s": 1_000_000_000, "sec": 1_000_000_000,
+    "ms": 1_000_000, "msec": 1_000_000,
+    "us": 1_000, "usec": 1_000,
+    "ns": 1, "nsec": 1,
+}
+
+MAX_ALIAS_DEPTH = 20
+
+
+def _number_arg(c: ast.Component, what: str) -> int:
+    if not isinstance(c.arg, ast.Number):
+        raise StapError("semantic", f"{what} requires a number argument", c.loc,
+                        token=f"identifier '{c.name}'")
+    return c.arg.value
+
+
+def _string_arg(c: ast.Component) -> str:
+    if not isinstance(c.arg, ast.String):
+        raise StapError("semantic", "expected a string argument", c.loc,
+                        token=f"identifier '{c.name}'")
+    return c.arg.value
+
+
+def _pp_text(comps: list[ast.Component]) -> str:
+    return ast.ProbePoint(comps).text()
+
+
+class ProbeResolver:
+    def __init__(self, aliases: list[Alias], kernel: Optional[KernelFacts]) -> None:
+        self.aliases = aliases
+        self.kernel = kernel
+
+    def resolve(self, probe: ast.Probe) -> list[DerivedProbe]:
+        out: list[DerivedProbe] = []
+        for point in probe.points:
+            body = copy.deepcopy(probe.body)
+            try:
+                found = self._resolve_point(point.components, body, point, 0)
+            except StapError as e:
+                e.notes.append(f"        while resolving probe point {point.text()}")
+                if point.optional:
+                    continue
+                raise
+            if not found and not point.optional:
+                raise StapError("semantic", "probe point mismatch (no match)", point.loc,
+                                token=f"identifier '{point.components[0].name}'",
+                                notes=[f"        while resolving probe point {point.text()}"])
+            for d in found:
+                d.condition = point.condition
+                d.origin = point.text()
+            out.extend(found)
+            if found and point.sufficient:
+                break
+        return out
+
+    # -- aliases ------------------------------------------------------------
+    def _resolve_point(self, comps: list[ast.Component], body: ast.Block,
+                       origin: ast.ProbePoint, depth: int) -> list[DerivedProbe]:
+        if depth > MAX_ALIAS_DEPTH:
+            raise StapError("semantic", "recursive probe alias", origin.loc)
+        matches = [(a, n) for a in self.aliases for n in a.names if point_uses_alias(comps, n)]
+        # An alias that names the whole point wins; suffix forwarding
+        # (alias.return via alias) is only for points no alias spells out.
+        exact = [(a, n) for a, n in matches if len(n) == len(comps)]
+        if exact:
+            matches = exact
+        if matches:
+            out: list[DerivedProbe] = []
+            for alias, name in matches:
+                suffix = comps[len(name):]
+                for target in alias.node.points:
+                    wrapped = self._wrap(alias.node, body)
+                    try:
+                        out.extend(self._resolve_point(target.components + suffix, wrapped,
+                                                       origin, depth + 1))
+                    except StapError:
+                        if target.optional:
+                            continue
+                        raise
+                    if out and target.sufficient:
+                        break
+            return out
+        return self._family(comps, body, origin)
+
+    @staticmethod
+    def _wrap(alias: ast.ProbeAlias, body: ast.Block) -> ast.Block:
+        """Alias locals share the probe's scope, so the prologue (or epilogue)
+        is spliced into the same block as the user's statements."""
+        extra = copy.deepcopy(alias.body)
+        if alias.epilogue:
+            return ast.Block([copy.deepcopy(body), extra], loc=body.loc)
+        return ast.Block([extra, copy.deepcopy(body)], loc=body.loc)
+
+    # -- concrete families --------------------------------------------------
+    def _family(self, comps: list[ast.Component], body: ast.Block,
+                origin: ast.ProbePoint) -> list[DerivedProbe]:
+        head = comps[0]
+        names = [c.name for c in comps]
+        loc = origin.loc
+        if names[0] in ("begin", "end", "error", "never") and len(comps) == 1:
+            prio = head.arg.value if isinstance(head.arg, ast.Number) else 0
+            return [DerivedProbe(names[0], _pp_text(comps), body, loc, {"priority": prio})]
+        if names[0] == "timer" and len(comps) >= 2:
+            return [self._timer(comps, body, loc)]
+        if names[0] == "kernel" and len(comps) >= 2 and names[1] == "function":
+            return self._kernel_function(comps, body, origin)
+        raise StapError("semantic", "probe point mismatch (similar: begin, end, error, "
+                        "kernel, never, timer)" if names[0] not in ("begin", "end", "timer",
+                                                                    "kernel", "error", "never")
+                        else "probe point mismatch", head.loc,
+                        token=f"identifier '{head.name}'")
+
+    def _timer(self, comps: list[ast.Component], body: ast.Block, loc: ast.Loc) -> DerivedProbe:
+        unit = comps[1]
+        if unit.name in TIMER_UNITS:
+            interval_ns = _number_arg(unit, f"timer.{unit.name}") * TIMER_UNITS[unit.name]
+            scale = TIMER_UNITS[unit.name]
+        elif unit.name == "jiffies":
+            interval_ns = _number_arg(unit, "timer.jiffies") * -1     # scaled by HZ in C
+            scale = -1
+        elif unit.name == "hz":
+            hz = _number_arg(unit, "timer.hz")
+            if hz <= 0:
+                raise StapError("semantic", "frequency must be positive", unit.loc)
+            interval_ns = -(-1_000_000_000 // hz)
+            scale = 1
+        else:
+            raise StapError("semantic", "probe point mismatch", unit.loc,
+                            token=f"identifier '{unit.name}'")
+        randomize = 0
+        rest = comps[2:]
+        if rest and rest[0].name == "randomize" and unit.name != "hz":
+            randomize = _number_arg(rest[0], "randomize") * abs(scale)
+            rest = rest[1:]
+        if rest:
+            raise StapError("semantic", "probe point mismatch", rest[0].loc,
+                            token=f"identifier '{rest[0].name}'")
+        if unit.name != "jiffies" and not (100_000 <= interval_ns <= 86_400 * 10**9):
+            raise StapError("semantic", "interval not in range (100us to 1 day)", unit.loc,
+                            token=f"identifier '{unit.name}'")
+        return DerivedProbe("timer", _pp_text(comps), body, loc,
+                            {"interval_ns": interval_ns, "randomize_ns": randomize,
+                             "jiffies": unit.name == "jiffies"})
+
+    def _kernel_function(self, comps: list[ast.Component], body: ast.Block,
+                         origin: ast.ProbePoint) -> list[DerivedProbe]:
+        fn = comps[1]
+        pattern = _string_arg(fn)
+        is_return = False
+        for c in comps[2:]:
+            if c.name == "call" and c.arg is None:
+                continue
+            if c.name == "return" and c.arg is None:
+                is_return = True
+                continue
+            if c.name == "maxactive" and is_return:
+                continue
+            raise StapError("semantic", "probe point mismatch", c.loc,
+                            token=f"identifier '{c.name}'")
+        maxactive = next((_number_arg(c, "maxactive") for c in comps[2:]
+                          if c.name == "maxactive"), 0)
+        if self.kernel is None:
+            raise StapError("semantic", "kernel.function probes need the kernel's debug info",
+                            fn.loc, token=f"string '{pattern}'")
+        func_pat, _, file_pat = pattern.partition("@")
+        names = self.kernel.match_functions(func_pat)
+        out: list[DerivedProbe] = []
+        for name in names:
+            info = self.kernel.function(name)
+            if info is None:
+                continue
+            decl = f"{info.get('decl_file') or '?'}:{info.get('decl_line') or 0}"
+            if file_pat and not fnmatch.fnmatchcase(info.get("decl_file") or "",
+                                                    file_pat.split(":")[0]):
+                continue
+            pp = f'kernel.function("{name}@{decl}")' + (".return" if is_return else ".call"
+                                                         if any(c.name == "call" for c in comps[2:])
+                                                         else "")
+            out.append(DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
+                                    {"symbol": name, "is_return": is_return,
+                                     "maxactive": maxactive, "optional": origin.optional},
+                                    function=info))
+        if not out:
+            raise StapError("semantic", f"no match for probe point kernel.function(\"{pattern}\")"
+                            f" in kernel {self.kernel.release}", fn.loc,
+                            token=f"string '{pattern}'")
+        return out

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * stp_probes.h - kprobe, kretprobe and hrtimer glue: the kernel callbacks
+ * that run generated handlers, and arming/disarming of the probe tables.
+ */
+#ifndef STP_PROBES_H
+#define STP_PROBES_H
+
+#include <linux/random.h>
+#include <linux/ktime.h>
+#include <linux/slab.h>
+
+/* Floor for timer periods, so that a tiny interval cannot livelock a CPU. */
+#ifndef STP_MIN_TIMER_NS
+#define STP_MIN_TIMER_NS 1000ULL
+#endif
+
+static int stp_kprobe_pre(struct kprobe *kp, struct pt_regs *regs)
+{
+	struct stp_kprobe_desc *d = container_of(kp, struct stp_kprobe_desc,
+						 kp);
+	struct stp_context *c;
+
+	c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, regs);
+	if (!c)
+		return 0;
+	d->probe->fn(c);
+	stp_probe_exit(c);
+	return 0;
+}
+
+static int stp_kretprobe_handler(struct kretprobe_instance *ri,
+				 struct pt_regs *regs)
+{
+	struct kretprobe *rp = get_kretprobe(ri);
+	struct stp_kprobe_desc *d;
+	struct stp_context *c;
+
+	if (unlikely(!rp))	/* being unregistered */
+		return 0;
+	d = container_of(rp, struct stp_kprobe_desc, rp);
+	c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, regs);
+	if (!c)
+		return 0;
+	c->ri = ri;
+	d->probe->fn(c);
+	stp_probe_exit(c);
+	return 0;
+}
+
+/*
+ * Next period: interval_ns, moved by a random amount in
+ * [-randomize_ns, +randomize_ns] as SystemTap's .randomize(M) does.
+ */
+static u64 stp_timer_period(const struct stp_timer_desc *t)
+{
+	u64 ns = t->interval_ns;
+
+	if (t->randomize_ns) {
+		u64 span = 2 * t->randomize_ns + 1, rem;
+
+		div64_u64_rem(get_random_u64(), span, &rem);
+		ns = ns + rem > t->randomize_ns ? ns + rem - t->randomize_ns :
+			0;
+	}
+	return max_t(u64, ns, STP_MIN_TIMER_NS);
+}
+
+static enum hrtimer_restart stp_hrtimer_fn(struct hrtimer *timer)
+{
+	struct stp_timer_desc *t = container_of(timer, struct stp_timer_desc,
+						timer);
+	struct stp_context *c;
+
+	if (stp_session_get() != STP_SESSION_RUNNING)
+		return HRTIMER_NORESTART;
+	c = stp_probe_enter(t->probe, STP_SESSION_RUNNING, NULL);
+	if (c) {
+		t->probe->fn(c);
+		stp_probe_exit(c);
+	}
+	if (stp_session_get() != STP_SESSION_RUNNING)
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(timer, ns_to_ktime(stp_timer_period(t)));
+	return HRTIMER_RESTART;
+}
+
+/*
+ * Register every kprobe of @m in order. A required probe that fails fails
+ * the session (probes already registered are removed by stp_disarm).
+ */
+static void stp_arm_kprobes(struct stp_module_desc *m)
+{
+	int i, rc;
+
+	for (i = 0; i < m->nkprobes; i++) {
+		struct stp_kprobe_desc *d = &m->kprobes[i];
+
+		if (stp_session_get() != STP_SESSION_RUNNING)
+			return;
+		d->registered = false;
+		if (d->is_return) {
+			memset(&d->rp, 0, sizeof(d->rp));
+			d->rp.kp.symbol_name = d->symbol;
+			d->rp.kp.offset = d->offset;
+			d->rp.handler = stp_kretprobe_handler;
+			d->rp.maxactive = d->maxactive > 0 ? d->maxactive :
+				KRETACTIVE;
+			rc = register_kretprobe(&d->rp);
+		} else {
+			memset(&d->kp, 0, sizeof(d->kp));
+			d->kp.symbol_name = d->symbol;
+			d->kp.offset = d->offset;
+			d->kp.pre_handler = stp_kprobe_pre;
+			rc = register_kprobe(&d->kp);
+		}
+		if (rc == 0) {
+			d->registered = true;
+		} else if (!d->optional) {
+			stp_warn("probe %s registration error [man warning::pass5] (rc %d)",
+				 d->probe->pp, rc);
+			stp_session_fail();
+			return;
+		}
+	}
+}
+
+static void stp_arm_timers(struct stp_module_desc *m)
+{
+	int i;
+
+	for (i = 0; i < m->ntimers; i++) {
+		struct stp_timer_desc *t = &m->timers[i];
+
+		hrtimer_init(&t->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+		t->timer.function = stp_hrtimer_fn;
+		t->armed = true;
+		hrtimer_start(&t->timer, ns_to_ktime(stp_timer_period(t)),
+			      HRTIMER_MODE_REL);
+	}
+}
+
+/*
+ * Cancel timers and unregister kprobes. Batched unregistration pays for
+ * one RCU grace period instead of one per probe; if the pointer arrays
+ * cannot be allocated we fall back to one at a time. On return no handler
+ * of ours is running or can start.
+ */
+static void stp_disarm(struct stp_module_desc *m)
+{
+	struct kprobe **kps = NULL;
+	struct kretprobe **rps = NULL;
+	int i, nk = 0, nr = 0;
+
+	for (i = 0; i < m->ntimers; i++) {
+		if (m->timers[i].armed) {
+			hrtimer_cancel(&m->timers[i].timer);
+			m->timers[i].armed = false;
+		}
+	}
+	if (!m->nkprobes)
+		return;
+	kps = kcalloc(m->nkprobes, sizeof(*kps), GFP_KERNEL);
+	rps = kcalloc(m->nkprobes, sizeof(*rps), GFP_KERNEL);
+	for (i = 0; i < m->nkprobes; i++) {
+		struct stp_kprobe_desc *d = &m->kprobes[i];
+
+		if (!d->registered)
+			continue;
+		if (d->is_return) {
+			if (rps)
+				rps[nr++] = &d->rp;
+			else
+				unregister_kretprobe(&d->rp);
+		} else {
+			if (kps)
+				kps[nk++] = &d->kp;
+			else
+				unregister_kprobe(&d->kp);
+		}
+		d->registered = false;
+	}
+	if (nk)
+		unregister_kprobes(kps, nk);
+	if (nr)
+		unregister_kretprobes(rps, nr);
+	kfree(kps);
+	kfree(rps);
+}
+
+#endif /* STP_PROBES_H */

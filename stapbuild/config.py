@@ -1,0 +1,46 @@
+"""Project settings from ``[tool.stapbuild]`` in pyproject.toml."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from stapbuild.store import project_root
+
+
+@dataclass(frozen=True)
+class Settings:
+    kernels: list[str] = field(default_factory=lambda: ["6.1", "6.12"])
+    default_kernel: str = "6.1"
+
+
+def load_settings(root: Path | None = None) -> Settings:
+    path = (root or project_root()) / "pyproject.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return Settings()
+    table = data.get("tool", {}).get("stapbuild", {})
+    defaults = Settings()
+    return Settings(kernels=list(table.get("kernels", defaults.kernels)),
+                    default_kernel=str(table.get("default_kernel", defaults.default_kernel)))
+
+
+def probe_script(spec: str, root: Path | None = None) -> tuple[str, Path]:
+    """``probe=`` names probes/NAME.stp, or is a path to a .stp file.
+    Returns (probe name, script path)."""
+    root = root or project_root()
+    as_path = Path(spec)
+    if spec.endswith(".stp") or "/" in spec:
+        return as_path.stem, as_path.resolve()
+    return spec, root / "probes" / f"{spec}.stp"
+
+
+def all_probes(root: Path | None = None) -> list[str]:
+    root = root or project_root()
+    return sorted(p.stem for p in (root / "probes").glob("*.stp"))

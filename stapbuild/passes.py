@@ -1,0 +1,321 @@
+"""The five passes as functions from artifacts to artifacts.
+
+Both front ends call these: the doit tasks (stapbuild.tasks) and the
+``stapbuild`` command (stapbuild.cli). Each pass computes its content key
+from its inputs, returns the stored artifact on a hit, and otherwise does the
+work and stores the result. The pass boundary is always a file: a JSON parse
+tree, a JSON IR, a C file, a .ko.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from codegen import ast
+from codegen.elaborate import IR_SCHEMA, elaborate
+from codegen.errors import StapError, StapErrors
+from codegen.kernel_facts import DwarfKernelFacts
+from codegen.link import closure, definitions
+from codegen.parser import parse_file
+from codegen.preprocess import PPContext
+from codegen.translate import translate
+from stapbuild import kbuild, kernels, store
+from stapbuild.store import Artifact, key_of, project_root, sha256_bytes, sha256_file
+
+C_SCHEMA = "stapbuild.c/1"
+KO_SCHEMA = "stapbuild.ko/1"
+
+
+def tapset_dir() -> Path:
+    return project_root() / "tapsets"
+
+
+def runtime_dir() -> Path:
+    return project_root() / "runtime_c"
+
+
+def _tree_digest(paths: list[Path]) -> str:
+    root = project_root()
+    return key_of({str(p.relative_to(root)): sha256_file(p) for p in sorted(paths)})
+
+
+def compiler_files() -> list[Path]:
+    """The compiler's own source: a change to it must rebuild what it made."""
+    base = project_root() / "codegen"
+    return sorted(p for p in base.rglob("*") if p.suffix in (".py", ".j2") and p.is_file())
+
+
+def runtime_files() -> list[Path]:
+    return sorted(p for p in runtime_dir().rglob("*") if p.suffix in (".h", ".c"))
+
+
+def tapset_files() -> list[Path]:
+    return sorted(p for p in tapset_dir().rglob("*.stp"))
+
+
+@lru_cache(maxsize=None)
+def compiler_id() -> str:
+    return _tree_digest(compiler_files())
+
+
+@lru_cache(maxsize=None)
+def runtime_id() -> str:
+    return _tree_digest(runtime_files())
+
+
+def rel(path: Path) -> str:
+    """Paths inside the checkout are recorded relative to it (portable refs)."""
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except ValueError:
+        return str(path.resolve())
+
+
+# ------------------------------------------------------------------ kernels
+@dataclass(frozen=True)
+class KernelContext:
+    """What the passes need of one kernel, cheap to pass around."""
+    release: str
+    kernel: kernels.Kernel
+
+    @property
+    def index_file(self) -> Path:
+        return self.kernel.root / "dwarf-index.json.gz"
+
+    def pp_context(self, guru: bool = False) -> PPContext:
+        return PPContext(kernel_release=self.release, config=read_kernel_config(self.kernel),
+                         guru=guru)
+
+
+def read_kernel_config(k: kernels.Kernel) -> dict[str, str]:
+    config: dict[str, str] = {}
+    try:
+        text = (k.build_dir / ".config").read_text()
+    except OSError:
+        return config
+    for line in text.splitlines():
+        m = re.match(r"(CONFIG_\w+)=(.*)", line)
+        if m:
+            config[m.group(1)] = m.group(2).strip('"')
+    return config
+
+
+def kernel_context(release: str, parts: frozenset[str] = frozenset({"headers", "dbg"})) -> KernelContext:
+    return KernelContext(release, kernels.provision(release, set(parts)))
+
+
+# ------------------------------------------------------------------ pass 1
+@dataclass
+class ParseResult:
+    artifact: Artifact
+    inputs: dict[str, str]
+    catalogue: str
+    user_files: int
+    library_files: int
+    cached: bool
+
+
+def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext,
+                  args: list[str]) -> ast.File:
+    """Parse one file, caching tapset trees by content (they are reused by
+    every probe and kernel)."""
+    if not tapset:
+        return parse_file(str(path), text, tapset=False, guru=guru, args=args, pp=pp)
+    key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(),
+                 "text": sha256_bytes(text.encode())}
+    if "%(" in text:
+        key_parts["pp"] = [pp.kernel_release, pp.arch,
+                           sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
+    key = key_of(key_parts)
+    hit = store.lookup("tapset-parse", key, "json")
+    if hit is not None:
+        return ast.from_json(hit.read_json())
+    tree = parse_file(rel(path), text, tapset=True, pp=pp)
+    store.put_json("tapset-parse", key, ast.to_json(tree))
+    return tree
+
+
+def tapset_library(pp: PPContext) -> dict[str, ast.File]:
+    lib: dict[str, ast.File] = {}
+    for p in tapset_files():
+        lib[rel(p)] = _parse_cached(p, p.read_text(), True, False, pp, [])
+    return lib
+
+
+def catalogue_digest(lib: dict[str, ast.File]) -> str:
+    """What the library defines, file by file: a change here may change
+    which tapsets a script links, even if none of its own files changed."""
+    doc = {}
+    for name, f in sorted(lib.items()):
+        d = definitions(f)
+        doc[name] = [sorted(d.functions), sorted(d.globals),
+                     sorted(ast.ProbePoint(a).text() for a in d.aliases)]
+    return key_of(doc)
+
+
+def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext], *,
+               name: Optional[str] = None, guru: bool = False,
+               args: Optional[list[str]] = None) -> ParseResult:
+    args = list(args or [])
+    pp = kctx.pp_context(guru) if kctx else PPContext(guru=guru)
+    display = name or (rel(script) if script else "<input>")
+    user = parse_file(display, text, guru=guru, args=args, pp=pp)
+    lib = tapset_library(pp)
+    used = closure([user], lib)
+    inputs = {rel(script) if script else "<input>": sha256_bytes(text.encode())}
+    for u in used:
+        inputs[u] = sha256_file(project_root() / u)
+    key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(), "inputs": inputs,
+                 "display": display, "guru": guru, "args": args}
+    if "%(" in text or any("%(" in (project_root() / u).read_text() for u in used):
+        key_parts["pp"] = [pp.kernel_release, pp.arch,
+                           sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
+    key = key_of(key_parts)
+    hit = store.lookup("parse", key, "json")
+    cached = hit is not None
+    if hit is None:
+        doc = {"schema": ast.PARSE_TREE_SCHEMA, "user": [ast.to_json(user)],
+               "tapsets": [ast.to_json(lib[u]) for u in used]}
+        hit = store.put_json("parse", key, doc)
+    return ParseResult(hit, inputs, catalogue_digest(lib), 1, len(used), cached)
+
+
+def load_parse_tree(art: Artifact) -> list[ast.File]:
+    doc = art.read_json()
+    if doc.get("schema") != ast.PARSE_TREE_SCHEMA:
+        raise StapError("semantic", f"parse tree {art.path} has schema {doc.get('schema')}, "
+                        f"expected {ast.PARSE_TREE_SCHEMA}")
+    files = [ast.from_json(f) for f in doc["user"] + doc["tapsets"]]
+    for f in files[len(doc["user"]):]:
+        f.is_tapset = True
+    return files
+
+
+# ------------------------------------------------------------------ pass 2
+@dataclass
+class ElaborateResult:
+    artifact: Artifact
+    cached: bool
+    counts: dict = field(default_factory=dict)
+
+
+def elaborate_pass(parse_art: Artifact, kctx: Optional[KernelContext],
+                   debuginfo_id: Optional[str] = None) -> ElaborateResult:
+    if kctx is not None and debuginfo_id is None:
+        debuginfo_id = kernels.debuginfo_identity(kctx.kernel)
+    key = key_of({"schema": IR_SCHEMA, "compiler": compiler_id(), "parse": parse_art.key,
+                  "debuginfo": debuginfo_id,
+                  "release": kctx.release if kctx else None})
+    hit = store.lookup("elaborate", key, "json")
+    if hit is not None:
+        return ElaborateResult(hit, True, hit.read_json().get("counts", {}))
+    files = load_parse_tree(parse_art)
+    facts = None
+    if kctx is not None and kctx.kernel.vmlinux is not None:
+        facts = DwarfKernelFacts(kctx.release, kctx.kernel.vmlinux, kctx.index_file)
+    ir = elaborate(files, facts)
+    ir["kernel"] = {"release": kctx.release, "debuginfo": debuginfo_id} if kctx else None
+    ir["counts"] = {"probes": len(ir["probes"]), "functions": len(ir["functions"]),
+                    "embeds": len(ir["embeds"]), "globals": len(ir["globals"])}
+    return ElaborateResult(store.put_json("elaborate", key, ir), False, ir["counts"])
+
+
+# ------------------------------------------------------------------ pass 3
+@dataclass
+class TranslateResult:
+    artifact: Artifact
+    module_name: str
+    cached: bool
+
+
+def module_name_for(probe: str, ir_key: str) -> str:
+    base = re.sub(r"[^a-z0-9_]", "_", probe.lower())[:32]
+    return f"stap_{base}_{ir_key[:10]}"
+
+
+def translate_pass(ir_art: Artifact, module_name: str) -> TranslateResult:
+    if not re.fullmatch(r"[a-z0-9_]{1,55}", module_name):
+        raise StapError("semantic", f"invalid module name '{module_name}': use "
+                        "[a-z0-9_], at most 55 characters")
+    key = key_of({"schema": C_SCHEMA, "compiler": compiler_id(), "ir": ir_art.key,
+                  "runtime": runtime_id(), "module": module_name})
+    hit = store.lookup("translate", key, "c")
+    if hit is not None:
+        return TranslateResult(hit, module_name, True)
+    ir = ir_art.read_json()
+    if ir.get("schema") != IR_SCHEMA:
+        raise StapError("semantic", f"IR {ir_art.path} has schema {ir.get('schema')}")
+    c = translate(ir, module_name)
+    return TranslateResult(store.put_bytes("translate", key, "c", c.encode()), module_name, False)
+
+
+# ------------------------------------------------------------------ pass 4
+@dataclass
+class CompileResult:
+    artifact: Artifact
+    cached: bool
+
+
+def compile_pass(c_art: Artifact, module_name: str, kctx: KernelContext,
+                 build_id: Optional[str] = None, defines: Optional[list[str]] = None) -> CompileResult:
+    if build_id is None:
+        build_id = kernels.build_identity(kctx.kernel)
+    defines = list(defines or [])
+    key = key_of({"schema": KO_SCHEMA, "c": c_art.key, "runtime": runtime_id(),
+                  "build": build_id, "release": kctx.release, "defines": defines,
+                  "kbuild": sha256_file(Path(kbuild.__file__))})
+    path = store.artifact_path("compile", key, "ko")
+    if path.exists():
+        return CompileResult(Artifact("compile", key, path), True)
+    kbuild.compile_module(c_art.path, module_name, kctx.kernel, runtime_dir(), path,
+                          defines=defines)
+    return CompileResult(Artifact("compile", key, path), False)
+
+
+# ------------------------------------------------------------------ timing
+@dataclass
+class PassTimer:
+    """usr/sys/real milliseconds of one pass, as stap -v prints them."""
+    start_real: float = 0.0
+    start_cpu: tuple[float, float] = (0.0, 0.0)
+
+    def __enter__(self) -> "PassTimer":
+        import os
+        t = os.times()
+        self.start_cpu = (t.user + t.children_user, t.system + t.children_system)
+        self.start_real = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def text(self) -> str:
+        import os
+        t = os.times()
+        usr = (t.user + t.children_user - self.start_cpu[0]) * 1000
+        sys_ = (t.system + t.children_system - self.start_cpu[1]) * 1000
+        real = (time.monotonic() - self.start_real) * 1000
+        return f"{usr:.0f}usr/{sys_:.0f}sys/{real:.0f}real ms"
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.start_real
+
+
+def memory_text() -> str:
+    """virt/res/shr/data kb from /proc/self/statm, like stap."""
+    import os
+    try:
+        fields = [int(x) for x in Path("/proc/self/statm").read_text().split()]
+    except OSError:
+        return "?virt/?res/?shr/?data kb"
+    page = os.sysconf("SC_PAGE_SIZE") // 1024
+    return f"{fields[0] * page}virt/{fields[1] * page}res/{fields[2] * page}shr/{fields[5] * page}data kb"
+
+
+__all__ = ["StapErrors", "parse_pass", "elaborate_pass", "translate_pass", "compile_pass"]

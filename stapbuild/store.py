@@ -1,0 +1,167 @@
+"""The content-addressed artifact store and the per-(probe, kernel) refs.
+
+Every pass output is stored once under ``artifacts/store/<pass>/<key>.<ext>``
+where *key* is the sha256 of everything the pass read (its inputs' digests,
+schema versions, the compiler's own source). A pass whose key is already
+stored is a cache hit and does no work, whoever asks: a doit task, the
+``stapbuild`` command, or another probe that happens to share the result.
+
+doit tracks small, stable *ref* files, ``artifacts/refs/<probe>/<kernel>/
+<pass>.json``, that name the artifact a (probe, kernel) currently uses. A
+ref is rewritten only when its content changes, so doit's md5 check gives
+early cutoff: an input edit that leaves an artifact identical stops there.
+
+All writes are atomic (temporary file + rename): a killed build never
+leaves a half-written artifact that a later run would trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+REF_SCHEMA = "stapbuild.ref/1"
+
+
+def project_root() -> Path:
+    """The checkout: where probes/, tapsets/, runtime_c/ and codegen/ live."""
+    return Path(__file__).resolve().parent.parent
+
+
+def artifacts_root() -> Path:
+    env = os.environ.get("STAPBUILD_ARTIFACTS")
+    return Path(env) if env else project_root() / "artifacts"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def sha256_file(path: Path) -> str:
+    """Digest of a file, memoised per (path, mtime, size, inode) in-process."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = _FILE_DIGESTS[key] = h.hexdigest()
+    return digest
+
+
+def key_of(parts: dict[str, Any]) -> str:
+    """The content key of a pass: a hash of its canonical JSON inputs."""
+    return sha256_bytes(json.dumps(parts, sort_keys=True).encode())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Keep the old file (and its mtime) when the bytes are the same."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
+@dataclass(frozen=True)
+class Artifact:
+    kind: str           # parse, elaborate, translate, compile
+    key: str
+    path: Path
+
+    def read_json(self) -> Any:
+        return json.loads(self.path.read_text())
+
+
+def artifact_path(kind: str, key: str, ext: str) -> Path:
+    return artifacts_root() / "store" / kind / key[:2] / f"{key}.{ext}"
+
+
+def lookup(kind: str, key: str, ext: str) -> Optional[Artifact]:
+    path = artifact_path(kind, key, ext)
+    return Artifact(kind, key, path) if path.exists() else None
+
+
+def put_bytes(kind: str, key: str, ext: str, data: bytes) -> Artifact:
+    path = artifact_path(kind, key, ext)
+    if not path.exists():
+        atomic_write(path, data)
+    return Artifact(kind, key, path)
+
+
+def put_json(kind: str, key: str, doc: Any) -> Artifact:
+    return put_bytes(kind, key, "json", (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+
+
+def ref_path(probe: str, kernel: str, kind: str) -> Path:
+    return artifacts_root() / "refs" / probe / kernel / f"{kind}.json"
+
+
+def write_ref(probe: str, kernel: str, art: Artifact, inputs: dict[str, str],
+              extra: Optional[dict] = None) -> Path:
+    """Point (probe, kernel, pass) at an artifact; records the input digests
+    so that ``refs_up_to_date`` can tell later whether they changed."""
+    doc = {"schema": REF_SCHEMA, "pass": art.kind, "probe": probe, "kernel": kernel,
+           "key": art.key, "artifact": str(art.path.relative_to(artifacts_root())),
+           "inputs": inputs}
+    if extra:
+        doc.update(extra)
+    path = ref_path(probe, kernel, art.kind)
+    write_if_changed(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    return path
+
+
+def read_ref(path: Path) -> Optional[Artifact]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    art = artifacts_root() / doc["artifact"]
+    return Artifact(doc["pass"], doc["key"], art) if art.exists() else None
+
+
+def ref_inputs_unchanged(path: Path) -> bool:
+    """True when the ref exists, its artifact exists, and every input file it
+    recorded still has the same digest."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if not (artifacts_root() / doc["artifact"]).exists():
+        return False
+    for name, digest in doc.get("inputs", {}).items():
+        p = Path(name)
+        if not p.is_absolute():
+            p = project_root() / p
+        try:
+            if sha256_file(p) != digest:
+                return False
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,283 @@
+"""doit task generators: one task per pass per (probe, kernel).
+
+``dodo.py`` only re-exports these. Each task reads files and writes one
+small *ref* (see stapbuild.store); doit's file_dep/target chain orders the
+passes and its md5 checks give early cutoff. Actions are module-level
+functions with plain arguments, so ``doit -n N -P process`` can pickle them.
+
+    kernel:K            provision K, build its DWARF index, write identity stamps
+    parse:P@K           script + the tapsets it links          -> parse tree
+    elaborate:P@K       parse tree + K's debug-info identity   -> IR
+    translate:P@K       IR + templates + runtime               -> C
+    compile:P@K         C + runtime_c/ + K's build identity    -> .ko
+    build:P@K           all of the above
+    pass5               pass 5 (`doit run`) for probe= kernel= (workload=, duration=)
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+from doit import get_var
+from doit.exceptions import TaskFailed
+
+from codegen.errors import StapError, StapErrors
+from stapbuild import kernels, passes, store
+from stapbuild.config import all_probes, load_settings, probe_script
+
+DOIT_CONFIG = {
+    # sqlite3: one row per task, so an interrupted or concurrent run cannot
+    # corrupt the state of unrelated tasks (dbm.dumb can).
+    "backend": "sqlite3",
+    "dep_file": str(store.artifacts_root() / ".doit.db"),
+    "default_tasks": ["build"],
+    "verbosity": 1,
+}
+
+
+# ------------------------------------------------------------------ selection
+def selected_kernels() -> list[str]:
+    spec = get_var("kernels", None) or get_var("kernel", None)
+    wanted = spec.split(",") if spec else load_settings().kernels
+    try:
+        return [kernels.resolve_release(k.strip()) for k in wanted if k.strip()]
+    except kernels.KernelNotFound as e:
+        # Raised while doit loads tasks: a traceback would bury the message.
+        sys.stderr.write(f"ERROR: {e}\n")
+        raise SystemExit(2)
+
+
+def selected_probes() -> list[tuple[str, Path]]:
+    spec = get_var("probe", None) or get_var("probes", None)
+    names = spec.split(",") if spec else all_probes()
+    return [probe_script(n.strip()) for n in names if n.strip()]
+
+
+def stamp(release: str, what: str) -> Path:
+    return store.artifacts_root() / "kernels" / release / f"{what}.id"
+
+
+def _label(probe: str, release: str) -> str:
+    return f"{probe}@{release}"
+
+
+def _failed(e: BaseException) -> TaskFailed:
+    """Show stap-style diagnostics, never a Python traceback."""
+    if isinstance(e, (StapError, StapErrors)):
+        return TaskFailed(e.render().rstrip())
+    return TaskFailed(f"{type(e).__name__ if not str(e) else ''}{e}")
+
+
+_EXPECTED = (StapError, StapErrors, kernels.KernelNotFound, kernels.ProvisionError, OSError)
+
+
+# ------------------------------------------------------------------ actions
+def prepare_kernel(release: str) -> Optional[TaskFailed]:
+    from codegen.debuginfo.kernel_index import load_or_build_index
+    from stapbuild.kbuild import BuildError   # noqa: F401 - imported for symmetry
+    try:
+        kctx = passes.kernel_context(release, frozenset(kernels.ALL_PARTS))
+        load_or_build_index(kctx.kernel.vmlinux, kctx.index_file)
+        store.write_if_changed(stamp(release, "debuginfo"),
+                               (kernels.debuginfo_identity(kctx.kernel) + "\n").encode())
+        store.write_if_changed(stamp(release, "build"),
+                               (kernels.build_identity(kctx.kernel) + "\n").encode())
+    except _EXPECTED as e:
+        return _failed(e)
+    return None
+
+
+def kernel_ready(release: str) -> bool:
+    k = kernels.kernel_info(release)
+    return (all(k.has(p) for p in kernels.ALL_PARTS)
+            and (k.root / "dwarf-index.json.gz").exists()
+            and stamp(release, "debuginfo").exists() and stamp(release, "build").exists())
+
+
+def do_parse(probe: str, script: str, release: str) -> Optional[TaskFailed]:
+    try:
+        kctx = passes.KernelContext(release, kernels.kernel_info(release))
+        path = Path(script)
+        r = passes.parse_pass(path, path.read_text(), kctx)
+        store.write_ref(probe, release, r.artifact, r.inputs, {"catalogue": r.catalogue})
+    except _EXPECTED as e:
+        return _failed(e)
+    return None
+
+
+def do_elaborate(probe: str, release: str) -> Optional[TaskFailed]:
+    try:
+        parse = _input(probe, release, "parse")
+        kctx = passes.KernelContext(release, kernels.kernel_info(release))
+        r = passes.elaborate_pass(parse, kctx, stamp(release, "debuginfo").read_text().strip())
+        store.write_ref(probe, release, r.artifact, {})
+    except _EXPECTED as e:
+        return _failed(e)
+    return None
+
+
+def do_translate(probe: str, release: str) -> Optional[TaskFailed]:
+    try:
+        ir = _input(probe, release, "elaborate")
+        name = passes.module_name_for(probe, ir.key)
+        r = passes.translate_pass(ir, name)
+        store.write_ref(probe, release, r.artifact, {}, {"module": name})
+    except _EXPECTED as e:
+        return _failed(e)
+    return None
+
+
+def do_compile(probe: str, release: str) -> Optional[TaskFailed]:
+    from stapbuild.kbuild import BuildError
+    try:
+        c = _input(probe, release, "translate")
+        name = json.loads(store.ref_path(probe, release, "translate").read_text())["module"]
+        kctx = passes.KernelContext(release, kernels.kernel_info(release))
+        r = passes.compile_pass(c, name, kctx, stamp(release, "build").read_text().strip())
+        store.write_ref(probe, release, r.artifact, {}, {"module": name})
+    except BuildError as e:
+        return TaskFailed(f"Pass 4: compilation failed.  [man error::pass4]\n{e}")
+    except _EXPECTED as e:
+        return _failed(e)
+    return None
+
+
+def do_run(probe: str, release: str, workload: Optional[str],
+           duration: Optional[str]) -> Optional[TaskFailed]:
+    from stapbuild.launch import run_module
+    ko = _input(probe, release, "compile")
+    rc = run_module(ko.path, release, workload=workload,
+                    duration=float(duration) if duration else None)
+    if rc != 0:
+        return TaskFailed(f"Pass 5: run failed.  [man error::pass5] (exit {rc})")
+    return None
+
+
+def _input(probe: str, release: str, kind: str) -> store.Artifact:
+    art = store.read_ref(store.ref_path(probe, release, kind))
+    if art is None:
+        raise OSError(f"missing {kind} artifact for {probe} on {release}: rebuild")
+    return art
+
+
+class ParseUpToDate:
+    """The parse task is current when its recorded inputs (script and the
+    tapset files it linked) are unchanged and the tapset catalogue defines
+    the same names: editing a tapset a probe does not use leaves it alone."""
+
+    def __init__(self, probe: str, release: str) -> None:
+        self.probe, self.release = probe, release
+
+    def __call__(self) -> bool:
+        ref = store.ref_path(self.probe, self.release, "parse")
+        if not store.ref_inputs_unchanged(ref):
+            return False
+        recorded = json.loads(ref.read_text()).get("catalogue")
+        return recorded == _current_catalogue(self.release)
+
+
+_CATALOGUES: dict[str, str] = {}
+
+
+def _current_catalogue(release: str) -> str:
+    if release not in _CATALOGUES:
+        kctx = passes.KernelContext(release, kernels.kernel_info(release))
+        _CATALOGUES[release] = passes.catalogue_digest(passes.tapset_library(kctx.pp_context()))
+    return _CATALOGUES[release]
+
+
+# ------------------------------------------------------------------ tasks
+def task_kernel() -> Iterator[dict]:
+    """Provision a kernel: headers, image, DWARF vmlinux, index, identities."""
+    for k in selected_kernels():
+        yield {"name": k, "actions": [(prepare_kernel, [k])],
+               "targets": [str(stamp(k, "debuginfo")), str(stamp(k, "build"))],
+               "uptodate": [(kernel_ready, [k])], "verbosity": 2}
+
+
+def _pairs() -> Iterator[tuple[str, Path, str]]:
+    for probe, script in selected_probes():
+        for k in selected_kernels():
+            yield probe, script, k
+
+
+def _files(paths: list[Path]) -> list[str]:
+    return [str(p) for p in paths]
+
+
+def task_parse() -> Iterator[dict]:
+    """Pass 1: parse the script and link the tapsets it needs."""
+    for probe, script, k in _pairs():
+        yield {"name": _label(probe, k), "actions": [(do_parse, [probe, str(script), k])],
+               "file_dep": [str(script), str(stamp(k, "build"))],
+               "uptodate": [ParseUpToDate(probe, k)],
+               "targets": [str(store.ref_path(probe, k, "parse"))]}
+
+
+def task_elaborate() -> Iterator[dict]:
+    """Pass 2: resolve symbols, types and probe points against the kernel."""
+    compiler = _files(passes.compiler_files())
+    for probe, _, k in _pairs():
+        yield {"name": _label(probe, k), "actions": [(do_elaborate, [probe, k])],
+               "file_dep": [str(store.ref_path(probe, k, "parse")),
+                            str(stamp(k, "debuginfo"))] + compiler,
+               "targets": [str(store.ref_path(probe, k, "elaborate"))]}
+
+
+def task_translate() -> Iterator[dict]:
+    """Pass 3: generate the module's C."""
+    compiler = _files(passes.compiler_files())
+    runtime = _files(passes.runtime_files())
+    for probe, _, k in _pairs():
+        yield {"name": _label(probe, k), "actions": [(do_translate, [probe, k])],
+               "file_dep": [str(store.ref_path(probe, k, "elaborate"))] + compiler + runtime,
+               "targets": [str(store.ref_path(probe, k, "translate"))]}
+
+
+def task_compile() -> Iterator[dict]:
+    """Pass 4: build the .ko with the kernel's kbuild."""
+    runtime = _files(passes.runtime_files())
+    kbuild_py = str(Path(passes.kbuild.__file__))
+    for probe, _, k in _pairs():
+        yield {"name": _label(probe, k), "actions": [(do_compile, [probe, k])],
+               "file_dep": [str(store.ref_path(probe, k, "translate")),
+                            str(stamp(k, "build")), kbuild_py] + runtime,
+               "targets": [str(store.ref_path(probe, k, "compile"))]}
+
+
+def task_build() -> Iterator[dict]:
+    """Passes 1-4 for probe= (default: all probes) on kernels= (default: pyproject)."""
+    for probe, _, k in _pairs():
+        yield {"name": _label(probe, k), "actions": None,
+               "task_dep": [f"compile:{_label(probe, k)}"]}
+
+
+def task_pass5() -> dict:
+    """Pass 5: doit run probe=P kernel=K [workload='CMD'] [duration=SECONDS]."""
+    probes = selected_probes()
+    probe = probes[0][0] if probes else ""
+    spec = get_var("kernel", None) or load_settings().default_kernel
+    release = selected_kernels()[0] if get_var("kernel", None) else \
+        kernels.resolve_release(spec)
+    return {"actions": [(do_run, [probe, release, get_var("workload", None),
+                                  get_var("duration", None)])],
+            "task_dep": [f"compile:{_label(probe, release)}"],
+            "uptodate": [False], "verbosity": 2}
+
+
+def default_tasks(argv: list[str]) -> list[str]:
+    """``doit run probe=x`` means pass 5. doit reads "run" as its own command
+    (which runs the default tasks), and no task may be named "run"; so a bare
+    ``doit run`` selects the pass5 task as the default."""
+    positional = [a for a in argv[1:] if not a.startswith("-") and "=" not in a]
+    if positional == ["run"]:
+        return ["pass5"]
+    return ["build"]
+
+
+def configure(argv: list[str] = sys.argv) -> dict:
+    cfg = dict(DOIT_CONFIG)
+    cfg["default_tasks"] = default_tasks(argv)
+    return cfg
