@@ -127,8 +127,11 @@ class Elaborator:
         return out
 
     def error(self, msg: str, node: ast.Node, token: Optional[str] = None) -> None:
-        if self.final:
-            self.errors.append(StapError("semantic", msg, node.loc, token or _tok(node)))
+        if not self.final:
+            return
+        if msg == "unresolved type" and any(e.loc == node.loc for e in self.errors):
+            return      # a consequence of the error already reported here
+        self.errors.append(StapError("semantic", msg, node.loc, token or _tok(node)))
 
     # ------------------------------------------------------------ declarations
     def _declare(self) -> None:
@@ -726,8 +729,9 @@ class Elaborator:
                 e.info = {"access": "reg", "reg": reg, "ctype": _ctype(t)}
                 return LONG
         known = " ".join("$" + p["name"] for p in fn.get("params", []))
-        self.error(f"unable to find local '{name}', [man error::dwarf] dieoffset in "
-                   f"function '{fn['name']}' (alternatives: {known})", e)
+        where = f"{fn.get('decl_file') or '?'}:{fn.get('decl_line') or 0}"
+        self.error(f"unable to find local '{name}' in kernel function '{fn['name']}' "
+                   f"at {where} (alternatives: {known})", e)
         return None
 
     # ------------------------------------------------------------ IR output
