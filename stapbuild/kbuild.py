@@ -1,10 +1,13 @@
 """Pass 4: compile one generated C file into a .ko with the kernel's own kbuild.
 
-The build happens in a private, deterministic directory
-(``<cache>/kbuild/<module>-<K>/``), not next to the C file: kbuild litters
-its cwd with .cmd/.o/.mod files, and a fixed path plus -ffile-prefix-map keeps
-the .ko byte-identical across rebuilds of the same C (the build graph's early
-cutoff depends on that).
+The build happens in a private directory (``<cache>/kbuild/<module>-<K>.XXXX/``,
+one per build), not next to the C file: kbuild litters its cwd with
+.cmd/.o/.mod files, and -ffile-prefix-map maps the directory to "." so the .ko
+is byte-identical across rebuilds of the same C wherever it was built. A
+directory per build lets two builds of the same module run at once (two
+artifact stores, parallel tests) and lets a build killed half-way (its make
+may outlive it) never share a directory with the next one. A successful
+build's directory is removed; a failed one is kept as ``<module>-<K>/``.
 """
 
 from __future__ import annotations
@@ -89,6 +92,21 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+STALE_BUILD_DIR = 24 * 3600.0
+
+
+def _sweep_stale(kept: Path) -> None:
+    """Remove build directories of this module left by killed builds (a day
+    old: a directory that old has no live make in it)."""
+    import time
+    for d in kept.parent.glob(f"{kept.name}.*"):
+        try:
+            if time.time() - d.stat().st_mtime > STALE_BUILD_DIR:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def compile_module(
     c_source: Path,
     module_name: str,
@@ -106,9 +124,10 @@ def compile_module(
     if not (kernel.build_dir / "Makefile").exists():
         raise BuildError(module_name, kernel.release, f"no kernel build tree at {kernel.build_dir}")
     runtime_dir = Path(runtime_dir).resolve()
-    builddir = build_dir_for(module_name, kernel)
-    shutil.rmtree(builddir, ignore_errors=True)
-    builddir.mkdir(parents=True)
+    kept = build_dir_for(module_name, kernel)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(kept)
+    builddir = Path(tempfile.mkdtemp(prefix=f"{kept.name}.", dir=kept.parent))
     shutil.copyfile(c_source, builddir / f"{module_name}_src.c")
     (builddir / "Kbuild").write_text(_kbuild_file(module_name, runtime_dir, builddir, defines))
 
@@ -123,6 +142,12 @@ def compile_module(
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ko = builddir / f"{module_name}.ko"
     if res.returncode != 0 or not ko.exists():
+        # Keep the failed tree for inspection, at its stable name.
+        shutil.rmtree(kept, ignore_errors=True)
+        try:
+            os.replace(builddir, kept)
+        except OSError:
+            pass
         # Shorten paths in the log: the private build dir means nothing to the user.
         raise BuildError(module_name, kernel.release, res.stdout.replace(f"{builddir}/", ""))
 
@@ -130,8 +155,16 @@ def compile_module(
     out_ko.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_ko.name}.", dir=out_ko.parent)
     os.close(fd)
-    shutil.copyfile(ko, tmp)
-    os.replace(tmp, out_ko)
+    try:
+        shutil.copyfile(ko, tmp)
+        os.replace(tmp, out_ko)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    shutil.rmtree(builddir, ignore_errors=True)
     return out_ko
 
 
