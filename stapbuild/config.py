@@ -1,6 +1,7 @@
 """Project settings from ``[tool.stapbuild]`` in pyproject.toml."""
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,16 +32,22 @@ def load_settings(root: Path | None = None) -> Settings:
                     default_kernel=str(table.get("default_kernel", defaults.default_kernel)))
 
 
+def probes_dir(root: Path | None = None) -> Path:
+    """probes/ of the checkout, or ``$STAPBUILD_PROBES`` (a directory)."""
+    env = os.environ.get("STAPBUILD_PROBES")
+    if env and root is None:
+        return Path(env).resolve()
+    return (root or project_root()) / "probes"
+
+
 def probe_script(spec: str, root: Path | None = None) -> tuple[str, Path]:
     """``probe=`` names probes/NAME.stp, or is a path to a .stp file.
     Returns (probe name, script path)."""
-    root = root or project_root()
     as_path = Path(spec)
     if spec.endswith(".stp") or "/" in spec:
         return as_path.stem, as_path.resolve()
-    return spec, root / "probes" / f"{spec}.stp"
+    return spec, probes_dir(root) / f"{spec}.stp"
 
 
 def all_probes(root: Path | None = None) -> list[str]:
-    root = root or project_root()
-    return sorted(p.stem for p in (root / "probes").glob("*.stp"))
+    return sorted(p.stem for p in probes_dir(root).glob("*.stp"))

@@ -9,6 +9,7 @@ tree, a JSON IR, a C file, a .ko.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ KO_SCHEMA = "stapbuild.ko/1"
 
 
 def tapset_dir() -> Path:
-    return project_root() / "tapsets"
+    """tapsets/ of the checkout, or ``$STAPBUILD_TAPSETS`` (a directory)."""
+    env = os.environ.get("STAPBUILD_TAPSETS")
+    return Path(env).resolve() if env else project_root() / "tapsets"
 
 
 def runtime_dir() -> Path:
@@ -126,8 +129,10 @@ def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext
     every probe and kernel)."""
     if not tapset:
         return parse_file(str(path), text, tapset=False, guru=guru, args=args, pp=pp)
+    # The tree records its file name in every location: same text at another
+    # path is another tree.
     key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(),
-                 "text": sha256_bytes(text.encode())}
+                 "text": sha256_bytes(text.encode()), "path": rel(path)}
     if "%(" in text:
         key_parts["pp"] = [pp.kernel_release, pp.arch,
                            sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
@@ -175,13 +180,19 @@ def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext],
     if "%(" in text or any("%(" in (project_root() / u).read_text() for u in used):
         key_parts["pp"] = [pp.kernel_release, pp.arch,
                            sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
-    key = key_of(key_parts)
-    hit = store.lookup("parse", key, "json")
+    # Two keys: the input key finds a previous result without parsing; the
+    # artifact itself is stored under the hash of its content, so an edit
+    # that leaves the trees the same (a comment at the end of a tapset) yields
+    # the same artifact and key, and elaboration is not redone (early cutoff).
+    in_key = key_of(key_parts)
+    out_key = store.memo_get("parse", in_key)
+    hit = store.lookup("parse", out_key, "json") if out_key else None
     cached = hit is not None
     if hit is None:
         doc = {"schema": ast.PARSE_TREE_SCHEMA, "user": [ast.to_json(user)],
                "tapsets": [ast.to_json(lib[u]) for u in used]}
-        hit = store.put_json("parse", key, doc)
+        hit = store.put_json_by_content("parse", doc)
+        store.memo_put("parse", in_key, hit.key)
     return ParseResult(hit, inputs, catalogue_digest(lib), 1, len(used), cached)
 
 

@@ -116,25 +116,72 @@ def put_bytes(kind: str, key: str, ext: str, data: bytes) -> Artifact:
 
 
 def put_json(kind: str, key: str, doc: Any) -> Artifact:
-    return put_bytes(kind, key, "json", (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    return put_bytes(kind, key, "json", _json_bytes(doc))
+
+
+def _json_bytes(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+
+def put_json_by_content(kind: str, doc: Any) -> Artifact:
+    """Store a JSON artifact under the hash of its own bytes: equal outputs
+    of different inputs share one artifact (and one key downstream)."""
+    data = _json_bytes(doc)
+    return put_bytes(kind, sha256_bytes(data), "json", data)
+
+
+def memo_path(kind: str, in_key: str) -> Path:
+    return artifacts_root() / "store" / f"{kind}-memo" / in_key[:2] / in_key
+
+
+def memo_get(kind: str, in_key: str) -> Optional[str]:
+    """The output key a pass produced for this input key, if recorded."""
+    try:
+        out = memo_path(kind, in_key).read_text().strip()
+    except OSError:
+        return None
+    return out if len(out) == 64 else None
+
+
+def memo_put(kind: str, in_key: str, out_key: str) -> None:
+    atomic_write(memo_path(kind, in_key), (out_key + "\n").encode())
 
 
 def ref_path(probe: str, kernel: str, kind: str) -> Path:
     return artifacts_root() / "refs" / probe / kernel / f"{kind}.json"
 
 
+def inputs_path(ref: Path) -> Path:
+    """Where a ref's input digests live: next to it, but not in it, so that
+    downstream tasks (which depend on the ref) do not rerun when only the
+    inputs changed and the artifact did not."""
+    return ref.with_name(ref.stem + ".inputs.json")
+
+
 def write_ref(probe: str, kernel: str, art: Artifact, inputs: dict[str, str],
-              extra: Optional[dict] = None) -> Path:
-    """Point (probe, kernel, pass) at an artifact; records the input digests
-    so that ``refs_up_to_date`` can tell later whether they changed."""
+              extra: Optional[dict] = None, check: Optional[dict] = None) -> Path:
+    """Point (probe, kernel, pass) at an artifact. *inputs* (file -> digest)
+    and *check* go to the ref's inputs file, read by ``ref_inputs_unchanged``
+    and up-to-date checks; *extra* goes into the ref itself."""
     doc = {"schema": REF_SCHEMA, "pass": art.kind, "probe": probe, "kernel": kernel,
-           "key": art.key, "artifact": str(art.path.relative_to(artifacts_root())),
-           "inputs": inputs}
+           "key": art.key, "artifact": str(art.path.relative_to(artifacts_root()))}
     if extra:
         doc.update(extra)
     path = ref_path(probe, kernel, art.kind)
-    write_if_changed(path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    # The ref first, then its inputs, which name the key they describe: a
+    # build killed in between leaves a mismatch, which only causes a rerun.
+    write_if_changed(path, _json_bytes(doc))
+    if inputs or check:
+        write_if_changed(inputs_path(path),
+                         _json_bytes({"key": art.key, "inputs": inputs, **(check or {})}))
     return path
+
+
+def read_inputs(ref: Path) -> dict:
+    try:
+        return json.loads(inputs_path(ref).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def read_ref(path: Path) -> Optional[Artifact]:
@@ -155,7 +202,11 @@ def ref_inputs_unchanged(path: Path) -> bool:
         return False
     if not (artifacts_root() / doc["artifact"]).exists():
         return False
-    for name, digest in doc.get("inputs", {}).items():
+    side = read_inputs(path)
+    recorded = side.get("inputs")
+    if side.get("key") != doc.get("key") or not recorded:
+        return False
+    for name, digest in recorded.items():
         p = Path(name)
         if not p.is_absolute():
             p = project_root() / p

@@ -101,7 +101,7 @@ def do_parse(probe: str, script: str, release: str) -> Optional[TaskFailed]:
         kctx = passes.KernelContext(release, kernels.kernel_info(release))
         path = Path(script)
         r = passes.parse_pass(path, path.read_text(), kctx)
-        store.write_ref(probe, release, r.artifact, r.inputs, {"catalogue": r.catalogue})
+        store.write_ref(probe, release, r.artifact, r.inputs, check={"catalogue": r.catalogue})
     except _EXPECTED as e:
         return _failed(e)
     return None
@@ -174,7 +174,7 @@ class ParseUpToDate:
         ref = store.ref_path(self.probe, self.release, "parse")
         if not store.ref_inputs_unchanged(ref):
             return False
-        recorded = json.loads(ref.read_text()).get("catalogue")
+        recorded = store.read_inputs(ref).get("catalogue")
         return recorded == _current_catalogue(self.release)
 
 
@@ -279,5 +279,10 @@ def default_tasks(argv: list[str]) -> list[str]:
 
 def configure(argv: list[str] = sys.argv) -> dict:
     cfg = dict(DOIT_CONFIG)
+    # doit opens its sqlite dep file before any task runs: a fresh artifacts
+    # dir (STAPBUILD_ARTIFACTS, or a clean checkout) must exist by then.
+    root = store.artifacts_root()
+    root.mkdir(parents=True, exist_ok=True)
+    cfg["dep_file"] = str(root / ".doit.db")
     cfg["default_tasks"] = default_tasks(argv)
     return cfg
