@@ -155,6 +155,10 @@ def do_run(probe: str, release: str, workload: Optional[str],
     return None
 
 
+def no_pass5() -> TaskFailed:
+    return TaskFailed("pass 5 needs a probe (probe=NAME) and a kernel (kernel=K)")
+
+
 def _input(probe: str, release: str, kind: str) -> store.Artifact:
     art = store.read_ref(store.ref_path(probe, release, kind))
     if art is None:
@@ -257,10 +261,17 @@ def task_build() -> Iterator[dict]:
 def task_pass5() -> dict:
     """Pass 5: doit run probe=P kernel=K [workload='CMD'] [duration=SECONDS]."""
     probes = selected_probes()
-    probe = probes[0][0] if probes else ""
-    spec = get_var("kernel", None) or load_settings().default_kernel
-    release = selected_kernels()[0] if get_var("kernel", None) else \
-        kernels.resolve_release(spec)
+    selected = selected_kernels()
+    if not probes or not selected:
+        return {"actions": [no_pass5], "uptodate": [False]}
+    probe = probes[0][0]
+    # kernel=K, else the default kernel if it is among kernels=, else the
+    # first of kernels=: always one whose compile task exists (doit refuses
+    # to load a task graph with a dangling task_dep, even for `doit build`).
+    release = selected[0]
+    if not get_var("kernel", None):
+        default = kernels.resolve_release(load_settings().default_kernel)
+        release = default if default in selected else selected[0]
     return {"actions": [(do_run, [probe, release, get_var("workload", None),
                                   get_var("duration", None)])],
             "task_dep": [f"compile:{_label(probe, release)}"],
