@@ -97,7 +97,11 @@ def run(opts: argparse.Namespace) -> int:
             text = path.read_text()
         except OSError as e:
             raise Usage(f"cannot read script {path}: {e.strerror}")
-        name = str(path)
+        # Named as the doit tasks name it (relative to the checkout when it is
+        # inside): the name is in the parse tree's locations, hence in every
+        # key downstream, and both front ends must share the cache.
+        name = passes.rel(path)
+        register_source(name, text)
         probe = path.stem
     verbose = opts.v
 
