@@ -76,5 +76,37 @@ def parse_results(stdout: str) -> list[dict[str, Any]]:
     return json.loads(m.group(1))
 
 
+class BatchError(Exception):
+    """The guest ended without reporting results (panic, timeout, no boot)."""
+
+
+def run_cases(release: str, cases: list[dict[str, Any]],
+              timeout: float = 900) -> dict[str, dict[str, Any]]:
+    """Boot ``release`` once and run every case in it (host side).
+
+    cases: {name, ko, workload?, duration?}; returns results by name.
+    """
+    import shlex
+    import tempfile
+
+    from stapbuild import guest, kernels
+    k = kernels.provision(release, {"image"})
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="stapbuild-plan-",
+                                     dir="/tmp", delete=False) as f:
+        json.dump([{**c, "ko": str(c["ko"])} for c in cases], f)
+        plan = Path(f.name)
+    try:
+        cmd = shlex.join([sys.executable, "-S", "-m", "stapbuild.batch", str(plan)])
+        res = guest.run_in_guest(k, cmd, timeout=timeout)
+    finally:
+        plan.unlink()
+    try:
+        results = parse_results(res.stdout)
+    except ValueError:
+        raise BatchError(f"guest of {release} reported no results (rc {res.returncode}):\n"
+                         f"{res.stderr}\n{res.console[-3000:]}") from None
+    return {r["name"]: r for r in results}
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
