@@ -330,3 +330,26 @@ def memory_text() -> str:
 
 
 __all__ = ["StapErrors", "parse_pass", "elaborate_pass", "translate_pass", "compile_pass"]
+
+
+# ------------------------------------------------------------------ all four
+@dataclass
+class Built:
+    """Passes 1-4 of one script for one kernel."""
+    ko: Path
+    module: str
+    keys: dict[str, str]
+
+
+def build_script(script: Path, release: str, module: Optional[str] = None) -> Built:
+    """Run passes 1-4 through the store (hits cost almost nothing)."""
+    kctx = kernel_context(release)
+    parsed = parse_pass(script, script.read_text(), kctx)
+    elab = elaborate_pass(parsed.artifact, kctx)
+    name = module or module_name_for(script.stem, elab.artifact.key)
+    c = translate_pass(elab.artifact, name)
+    ko = compile_pass(c.artifact, name, kctx)
+    return Built(ko.artifact.path, name, {"parse": parsed.artifact.key,
+                                          "elaborate": elab.artifact.key,
+                                          "translate": c.artifact.key,
+                                          "compile": ko.artifact.key})
