@@ -35,10 +35,13 @@ ALL_PARTS = frozenset({"headers", "image", "dbg"})
 RELEASES_TTL = 3600.0  # seconds; apt lists change at most daily
 _COMPLETE = ".stapbuild-complete"
 
-# Debian amd64 flavour only: "6.1.0-56-amd64", "6.12.117+deb12-amd64".
-# rt/cloud flavours and the meta packages ("6.12-amd64") do not match.
-_RELEASE_RE = re.compile(r"^\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+)-amd64$")
-_SERIES_RE = re.compile(r"^\d+\.\d+$")
+# Debian amd64 releases of the amd64, cloud-amd64 and rt-amd64 flavours:
+# "6.1.0-56-amd64", "6.12.117+deb12-amd64", "6.12.117+deb12-rt-amd64".
+# The meta packages ("6.12-amd64") do not match.
+_RELEASE_RE = re.compile(r"^\d+\.\d+(?:\.\d+)?(?:-\d+|\+deb\d+)-(?:(?:cloud|rt)-)?amd64$")
+# A series, optionally with a flavour: "6.1", "6.12", "6.12-rt", "6.1-cloud".
+_SERIES_RE = re.compile(r"^(\d+\.\d+)(?:-(cloud|rt))?$")
+FLAVOURS = ("amd64", "cloud-amd64", "rt-amd64")
 
 
 class KernelNotFound(Exception):
@@ -64,18 +67,27 @@ class ProvisionError(Exception):
 # release names and versions (pure logic, unit-tested with fake lists)
 # --------------------------------------------------------------------------
 
+def flavour_of(release: str) -> str:
+    """'6.12.117+deb12-rt-amd64' -> 'rt-amd64'; plain releases -> 'amd64'."""
+    for flavour in ("cloud-amd64", "rt-amd64"):
+        if release.endswith("-" + flavour):
+            return flavour
+    return "amd64"
+
+
 def version_key(release: str) -> tuple[int, ...]:
     """Numeric sort key: '6.1.0-56-amd64' -> (6, 1, 0, 56); '6.12.117+deb12-amd64'
     -> (6, 12, 117, 12). The +debN suffix is constant within a series, so it
-    never reorders releases of one series."""
-    base = release.removesuffix("-amd64")
+    never reorders releases of one series. The flavour is not part of it."""
+    base = release.removesuffix("-" + flavour_of(release))
     return tuple(int(n) for n in re.findall(r"\d+", base))
 
 
 def series_of(release: str) -> str:
-    """'6.1.0-56-amd64' -> '6.1'."""
+    """'6.1.0-56-amd64' -> '6.1'; '6.12.117+deb12-rt-amd64' -> '6.12-rt'."""
     major, minor = version_key(release)[:2]
-    return f"{major}.{minor}"
+    flavour = flavour_of(release)
+    return f"{major}.{minor}" + ("" if flavour == "amd64" else "-" + flavour[:-len("-amd64")])
 
 
 def is_release(name: str) -> bool:
@@ -83,7 +95,7 @@ def is_release(name: str) -> bool:
 
 
 def sort_releases(releases: list[str] | set[str]) -> list[str]:
-    return sorted(set(releases), key=version_key)
+    return sorted(set(releases), key=lambda r: (version_key(r), flavour_of(r)))
 
 
 def nearest_releases(spec: str, available: list[str], limit: int = 6) -> list[str]:
@@ -93,7 +105,7 @@ def nearest_releases(spec: str, available: list[str], limit: int = 6) -> list[st
         return []
     try:
         key = version_key(spec)
-        series = f"{key[0]}.{key[1]}" if len(key) >= 2 else None
+        series = series_of(spec) if len(key) >= 2 else None
     except ValueError:
         key, series = (), None
     same = [r for r in available if series and series_of(r) == series]

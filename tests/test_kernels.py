@@ -27,11 +27,23 @@ def test_sort_is_numeric_not_lexical():
 
 @pytest.mark.parametrize("name,ok", [
     ("6.1.0-56-amd64", True), ("6.12.117+deb12-amd64", True),
-    ("6.1.0-56-rt-amd64", False), ("6.1.0-56-cloud-amd64", False),
+    ("6.1.0-56-rt-amd64", True), ("6.1.0-56-cloud-amd64", True),
+    ("6.12.117+deb12-rt-amd64", True), ("6.1.0-56-arm64", False),
     ("6.12-amd64", False), ("6.1.0-56-common", False), ("amd64", False),
 ])
-def test_only_plain_amd64_flavour(name, ok):
+def test_amd64_flavours_are_releases(name, ok):
     assert kernels.is_release(name) is ok
+
+
+def test_flavoured_series():
+    fake = FAKE + ["6.12.117+deb12-rt-amd64", "6.12.113+deb12-rt-amd64",
+                   "6.1.0-56-cloud-amd64"]
+    assert pick_release("6.12-rt", fake) == "6.12.117+deb12-rt-amd64"
+    assert pick_release("6.1-cloud", fake) == "6.1.0-56-cloud-amd64"
+    assert pick_release("6.12", fake) == "6.12.117+deb12-amd64"
+    assert kernels.series_of("6.12.117+deb12-rt-amd64") == "6.12-rt"
+    assert kernels.flavour_of("6.1.0-56-cloud-amd64") == "cloud-amd64"
+    assert kernels.version_key("6.12.117+deb12-rt-amd64") == (6, 12, 117, 12)
 
 
 def test_series_resolves_to_newest():
