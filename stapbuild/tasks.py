@@ -213,9 +213,12 @@ def _files(paths: list[Path]) -> list[str]:
 
 def task_parse() -> Iterator[dict]:
     """Pass 1: parse the script and link the tapsets it needs."""
+    # The compiler too: the parse key includes it (a parser change must
+    # reparse; the content-keyed tree then cuts off if nothing changed).
+    compiler = _files(passes.compiler_files())
     for probe, script, k in _pairs():
         yield {"name": _label(probe, k), "actions": [(do_parse, [probe, str(script), k])],
-               "file_dep": [str(script), str(stamp(k, "build"))],
+               "file_dep": [str(script), str(stamp(k, "build"))] + compiler,
                "uptodate": [ParseUpToDate(probe, k)],
                "targets": [str(store.ref_path(probe, k, "parse"))]}
 
