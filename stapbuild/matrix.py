@@ -114,6 +114,10 @@ def build_cell(probe: str, script: Path, release: str) -> Cell:
         cell.build, cell.build_error = "failed", str(e)
     except (KernelNotFound, ProvisionError, OSError) as e:
         cell.build, cell.build_error = "failed", f"ERROR: {e}"
+    except Exception as e:  # noqa: BLE001 - one cell's compiler bug must not stop the matrix
+        import traceback
+        cell.build = "failed"
+        cell.build_error = "internal error:\n" + traceback.format_exc(limit=8)
     cell.build_seconds = round(time.monotonic() - start, 3)
     save(cell_file(probe, release), asdict(cell))
     return cell

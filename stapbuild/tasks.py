@@ -281,6 +281,89 @@ def task_pass5() -> dict:
             "uptodate": [False], "verbosity": 2}
 
 
+# ------------------------------------------------------------------ fleets
+def bundle_path(probes: list[str]) -> Path:
+    out = get_var("out", None)
+    if out:
+        return Path(out).resolve()
+    return store.artifacts_root() / "bundles" / ("+".join(probes) + ".stpbundle")
+
+
+def do_bundle(probes: list[str], releases: list[str], out: str) -> Optional[TaskFailed]:
+    from stapbuild.bundle import write_bundle
+    try:
+        path = write_bundle(probes, releases, Path(out))
+    except _EXPECTED as e:
+        return _failed(e)
+    print(f"bundle: {path} ({len(probes)} probe(s) x {len(releases)} kernel(s))")
+    return None
+
+
+def task_bundle() -> dict:
+    """One archive with the module of probe= for every kernel of kernels=, and a manifest."""
+    probes = [p for p, _ in selected_probes()]
+    releases = selected_kernels()
+    out = bundle_path(probes)
+    return {"actions": [(do_bundle, [probes, releases, str(out)])],
+            "task_dep": [f"compile:{_label(p, k)}" for p in probes for k in releases],
+            "file_dep": [str(store.ref_path(p, k, "compile")) for p in probes for k in releases],
+            "targets": [str(out)], "verbosity": 2}
+
+
+def do_cell(probe: str, script: str, release: str) -> None:
+    from stapbuild.matrix import build_cell
+    cell = build_cell(probe, Path(script), release)
+    print(f"{cell.name}: build {cell.build} in {cell.build_seconds:.1f}s")
+
+
+def do_boot(probes: list[str], release: str) -> None:
+    import json as _json
+
+    from stapbuild.matrix import Cell, boot_kernel, cell_file
+    cells = [Cell(**_json.loads(cell_file(p, release).read_text())) for p in probes]
+    for c in boot_kernel(release, cells):
+        print(f"{c.name}: {c.run}" + (f" ({c.errors.splitlines()[-1]})"
+                                      if c.run == "failed" and c.errors else ""))
+
+
+def do_report(probes: list[str], releases: list[str]) -> Optional[TaskFailed]:
+    from stapbuild.matrix import load_cells, status, write_reports
+    paths = write_reports(probes, releases)
+    cells = load_cells(probes, releases)
+    bad = [c.name for c in cells if status(c) != "passed"]
+    for kind, path in paths.items():
+        print(f"matrix report ({kind}): {path}")
+    print(f"{len(cells) - len(bad)} of {len(cells)} cells passed")
+    if bad:
+        return TaskFailed("failed cells: " + ", ".join(bad))
+    return None
+
+
+def task_cell() -> Iterator[dict]:
+    """Matrix cell: passes 1-4 of one probe for one kernel; a failure is recorded, not fatal."""
+    for probe, script, k in _pairs():
+        yield {"name": _label(probe, k), "actions": [(do_cell, [probe, str(script), k])],
+               "task_dep": [f"kernel:{k}"], "uptodate": [False], "verbosity": 2}
+
+
+def task_boot() -> Iterator[dict]:
+    """Matrix boot: one guest of a kernel runs every cell that built, with its smoke test."""
+    probes = [p for p, _ in selected_probes()]
+    for k in selected_kernels():
+        yield {"name": k, "actions": [(do_boot, [probes, k])],
+               "task_dep": [f"cell:{_label(p, k)}" for p in probes],
+               "uptodate": [False], "verbosity": 2}
+
+
+def task_matrix() -> dict:
+    """doit matrix probes=a,b kernels=...: build and boot-test every cell, write reports."""
+    probes = [p for p, _ in selected_probes()]
+    releases = selected_kernels()
+    return {"actions": [(do_report, [probes, releases])],
+            "task_dep": [f"boot:{k}" for k in releases],
+            "uptodate": [False], "verbosity": 2}
+
+
 def default_tasks(argv: list[str]) -> list[str]:
     """``doit run probe=x`` means pass 5. doit reads "run" as its own command
     (which runs the default tasks), and no task may be named "run"; so a bare
