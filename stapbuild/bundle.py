@@ -178,6 +178,10 @@ def run_bundle(bundle: Path, probe: Optional[str] = None, workload: Optional[str
     except BundleError as e:
         sys.stderr.write(f"ERROR: {e}\n")
         return 1
+    e = chosen.entry
+    sys.stderr.write(f"bundle: running {e['module']} ({e['probe']}) built for "
+                     f"{e['release']} {e['build_string']}\n")
+    sys.stderr.flush()
     with tempfile.TemporaryDirectory(prefix="stapbuild-bundle-") as tmp:
         ko = Path(tmp) / f"{chosen.entry['module']}.ko"
         ko.write_bytes(chosen.data)
