@@ -16,8 +16,25 @@ from stapbuild.store import project_root
 
 @dataclass(frozen=True)
 class Settings:
-    kernels: list[str] = field(default_factory=lambda: ["6.1", "6.12"])
+    # Named kernel sets from [tool.stapbuild.kernels]; "default" is what a
+    # build without kernels= uses.
+    kernel_sets: dict[str, list[str]] = field(
+        default_factory=lambda: {"default": ["6.1", "6.12"]})
     default_kernel: str = "6.1"
+
+    @property
+    def kernels(self) -> list[str]:
+        return self.kernel_sets.get("default", ["6.1", "6.12"])
+
+    def expand(self, specs: list[str]) -> list[str]:
+        """kernels=fleet,6.12-rt: set names expand to their members, in order,
+        without repeats; anything else is a release or a series."""
+        out: list[str] = []
+        for spec in specs:
+            for item in self.kernel_sets.get(spec, [spec]):
+                if item not in out:
+                    out.append(item)
+        return out
 
 
 def load_settings(root: Path | None = None) -> Settings:
@@ -28,7 +45,10 @@ def load_settings(root: Path | None = None) -> Settings:
         return Settings()
     table = data.get("tool", {}).get("stapbuild", {})
     defaults = Settings()
-    return Settings(kernels=list(table.get("kernels", defaults.kernels)),
+    sets = table.get("kernels", defaults.kernel_sets)
+    if isinstance(sets, list):          # the older form: kernels = [...]
+        sets = {"default": sets}
+    return Settings(kernel_sets={str(k): [str(x) for x in v] for k, v in sets.items()},
                     default_kernel=str(table.get("default_kernel", defaults.default_kernel)))
 
 

@@ -40,7 +40,8 @@ DOIT_CONFIG = {
 # ------------------------------------------------------------------ selection
 def selected_kernels() -> list[str]:
     spec = get_var("kernels", None) or get_var("kernel", None)
-    wanted = spec.split(",") if spec else load_settings().kernels
+    settings = load_settings()
+    wanted = settings.expand(spec.split(",")) if spec else settings.kernels
     try:
         return [kernels.resolve_release(k.strip()) for k in wanted if k.strip()]
     except kernels.KernelNotFound as e:

@@ -109,3 +109,15 @@ def test_reports_show_every_cell():
     failed = [tc.get("name") + "@" + tc.get("classname").rsplit(".", 1)[1]
               for tc in root.iter("testcase") if tc.find("failure") is not None]
     assert failed == ["a@k2", "b@k1"]
+
+
+def test_named_kernel_sets(tmp_path):
+    from stapbuild.config import load_settings
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.stapbuild]\ndefault_kernel = "6.12"\n'
+        '[tool.stapbuild.kernels]\ndefault = ["6.1"]\nfleet = ["6.1", "6.12", "6.12-rt"]\n')
+    s = load_settings(tmp_path)
+    assert s.kernels == ["6.1"] and s.default_kernel == "6.12"
+    assert s.expand(["fleet", "6.1-cloud", "6.12"]) == ["6.1", "6.12", "6.12-rt", "6.1-cloud"]
+    (tmp_path / "pyproject.toml").write_text('[tool.stapbuild]\nkernels = ["6.12"]\n')
+    assert load_settings(tmp_path).kernels == ["6.12"]
