@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
-from codegen import ast
+from codegen import ast, targets
 from codegen.errors import StapError, StapErrors
 from codegen.formats import parse_format
 from codegen.link import walk
@@ -99,11 +99,14 @@ class Elaborator:
         self.changed = False
         self.final = False
         self.errors: list[StapError] = []
+        self.entry_slots: list[dict] = []               # values saved at function entry
+        self.entry_probe: dict[int, DerivedProbe] = {}  # id(.return probe) -> its entry handler
 
     # ------------------------------------------------------------ entry
     def run(self) -> dict:
         self._declare()
         self._resolve_probes()
+        self._prepare_targets()
         # SystemTap's fixpoint: keep inferring until no type changes.
         for _ in range(50):
             self.changed = False
@@ -184,6 +187,32 @@ class Elaborator:
                     self.probes.append((d, Scope(f.path, {}, probe=d)))
         if count == 0:
             raise StapError("semantic", "no probes found")
+
+    def _prepare_targets(self) -> None:
+        """Resolve $targets/@cast against the kernel, fold @defined, and give
+        each .return probe that reads entry values its entry handler."""
+        nav = getattr(self.kernel, "types", None) if self.kernel is not None else None
+        for fns in self.functions.values():
+            for fn in fns:
+                if isinstance(fn.decl.body, ast.Block):
+                    targets.prepare_body(fn.decl.body, nav)
+        for d, scope in list(self.probes):
+            targets.prepare_body(d.body, nav, d)
+            if d.family != "kprobe" or not d.params.get("is_return"):
+                continue
+            saved = targets.split_entry(d.body, len(self.entry_slots))
+            if not saved:
+                continue
+            stmts: list[ast.Stmt] = []
+            for x in saved:
+                save = ast.AtOp("entry_save", [x], loc=x.loc,
+                                info={"access": "entry_save", "slot": len(self.entry_slots)})
+                stmts.append(ast.ExprStmt(save, loc=x.loc))
+                self.entry_slots.append({"save": save, "probe": d})
+            entry = DerivedProbe("kretprobe_entry", d.pp, ast.Block(stmts, loc=d.body.loc),
+                                 d.loc, {}, function=d.function, origin=d.origin)
+            self.entry_probe[id(d)] = entry
+            self.probes.append((entry, Scope(scope.file, {}, probe=entry)))
 
     # ------------------------------------------------------------ lookup
     def lookup_global(self, name: str, file: str) -> Optional[GlobalInfo]:
@@ -425,7 +454,7 @@ class Elaborator:
             return STRING
         if isinstance(e, ast.Symbol):
             return self.symbol(e, scope, want)
-        if isinstance(e, ast.TargetSymbol):
+        if isinstance(e, (ast.TargetSymbol, ast.AtOp)):
             return self.target(e, scope)
         if isinstance(e, ast.Index):
             g = self.array_of(e.base, scope, len(e.indexes))
@@ -684,55 +713,36 @@ class Elaborator:
                 self.error("cannot print a statistic; use @count, @sum, ...", a)
         return returns
 
-    def target(self, e: ast.TargetSymbol, scope: Scope) -> Optional[str]:
-        probe = scope.probe
-        if probe is None or probe.family != "kprobe" or probe.function is None:
-            self.error("target variables can only be used in kernel.function probes", e)
+    def target(self, e: ast.Expr, scope: Scope) -> Optional[str]:
+        """A $target, @cast or @entry node, resolved before inference
+        (codegen.targets): report its error or type its sub-expressions."""
+        info = e.info if isinstance(e.info, dict) else {}
+        if "error" in info:
+            self.error(info["error"], e)
             return None
-        if e.components or e.addressof or e.pretty:
-            self.error("member access and pretty-printing of $variables are not "
-                       "supported yet", e)
+        access = info.get("access")
+        if access is None:
+            if isinstance(e, ast.AtOp) and e.op == "entry":
+                self.error("@entry is only valid in .return probes of kernel.function", e)
+            else:
+                self.error("unresolved target-symbol expression", e)
             return None
-        fn = probe.function
-        if e.name == "$return":
-            if not probe.params.get("is_return"):
-                self.error("$return is only valid in .return probes", e)
-                return None
-            rtype = fn.get("return_type")
-            if rtype is None:
-                self.error(f"function '{fn['name']}' returns void: no $return", e)
-                return None
-            e.info = {"access": "return", "ctype": _ctype(rtype)}
-            return LONG
-        name = e.name[1:]
-        for p in fn.get("params", []):
-            if p["name"] == name:
-                if probe.params.get("is_return"):
-                    # Registers at return no longer hold the arguments; SystemTap
-                    # wants @entry($x) here, which needs kretprobe entry data.
-                    self.error(f"'{e.name}' at a .return probe needs @entry(), "
-                               "not supported yet", e)
-                    return None
-                loc = p.get("entry_location") or {}
-                reg = loc.get("reg") if loc.get("kind") == "reg" else None
-                if reg is None and p.get("index", 99) <= 6:
-                    reg = ("di", "si", "dx", "cx", "r8", "r9")[p["index"] - 1]
-                if reg is None:
-                    self.error(f"cannot locate '{e.name}' at the entry of "
-                               f"'{fn['name']}'", e)
-                    return None
-                t = p.get("type") or {}
-                if t.get("kind") in ("struct", "union", "array"):
-                    self.error(f"'{e.name}' is a {t.get('kind')}; only scalars and "
-                               "pointers can be read", e)
-                    return None
-                e.info = {"access": "reg", "reg": reg, "ctype": _ctype(t)}
-                return LONG
-        known = " ".join("$" + p["name"] for p in fn.get("params", []))
-        where = f"{fn.get('decl_file') or '?'}:{fn.get('decl_line') or 0}"
-        self.error(f"unable to find local '{name}' in kernel function '{fn['name']}' "
-                   f"at {where} (alternatives: {known})", e)
-        return None
+        if access == "entry_save":
+            assert isinstance(e, ast.AtOp)
+            t = self.expr(e.args[0], scope, None)
+            if t == STATS:
+                self.error("invalid type stats in @entry", e)
+            return t
+        if access == "entry_load":
+            save = self.entry_slots[info["slot"]]["save"]
+            return save.args[0].ty
+        if info.get("base", {}).get("kind") == "expr":
+            assert isinstance(e, ast.AtOp)
+            self.expr(e.args[0], scope, LONG)
+        for c in getattr(e, "components", []):
+            if c.index is not None:
+                self.expr(c.index, scope, LONG)
+        return STRING if access in ("vars", "vars_return") else LONG
 
     # ------------------------------------------------------------ IR output
     def _closure(self, calls: set[str], attr: str) -> set[str]:
@@ -762,7 +772,30 @@ class Elaborator:
         # Emit callees before callers so C needs no prototypes for most calls.
         return [by_c[c] for c in sorted(used)]
 
+    def _layout_entry_data(self) -> None:
+        """Place each .return probe's entry values in its kretprobe instance
+        data (longs, then MAXSTRINGLEN strings) and name its entry handler."""
+        names = {id(d): f"stpg_probe_{i}" for i, (d, _) in enumerate(self.probes)}
+        for d, _ in self.probes:
+            entry = self.entry_probe.get(id(d))
+            if entry is None:
+                continue
+            slots = [s for s in self.entry_slots if s["probe"] is d]
+            longs = [s for s in slots if s["save"].args[0].ty != STRING]
+            strs = [s for s in slots if s["save"].args[0].ty == STRING]
+            where: dict[int, dict] = {}
+            for k, s in enumerate(longs):
+                where[self.entry_slots.index(s)] = {"type": LONG, "index": k}
+            for k, s in enumerate(strs):
+                where[self.entry_slots.index(s)] = {"type": STRING, "index": k}
+            for n in list(walk(d.body)) + list(walk(entry.body)):
+                if isinstance(n, ast.AtOp) and n.op in ("entry_load", "entry_save"):
+                    n.info.update(where[n.info["slot"]], nlong=len(longs))
+            d.params["entry_probe"] = names[id(entry)]
+            d.params["entry_data_size"] = f"({8 * len(longs)} + {len(strs)} * MAXSTRINGLEN)"
+
     def _emit_ir(self) -> dict:
+        self._layout_entry_data()
         functions = self._used_functions()
         probes = []
         for i, (d, scope) in enumerate(self.probes):

@@ -12,6 +12,7 @@ from typing import Optional
 
 from codegen.debuginfo.functions import lookup_function
 from codegen.debuginfo.kernel_index import KernelIndex, load_or_build_index
+from codegen.debuginfo.types import TypeNav
 
 
 class DwarfKernelFacts:
@@ -20,6 +21,7 @@ class DwarfKernelFacts:
         self.vmlinux = Path(vmlinux)
         self.index: KernelIndex = load_or_build_index(self.vmlinux, Path(index_file))
         self._functions: dict[str, Optional[dict]] = {}
+        self.types = TypeNav(self.vmlinux, index=self.index)
 
     def match_functions(self, pattern: str) -> list[str]:
         names = self.index.match(pattern)

@@ -322,12 +322,14 @@ class BodyEmitter:
             return e.info["c_name"]
         return f"f->l_{e.name}"
 
+    # -- target variables, @cast, @entry, @defined: see codegen/target_c.py
     def e_TargetSymbol(self, e: ast.TargetSymbol) -> str:
-        info = e.info or {}
-        ctype = info.get("ctype", "s64")
-        if info.get("access") == "return":
-            return f"((stp_long)({ctype})stp_return_value(c->regs))"
-        return f"((stp_long)({ctype})c->regs->{info['reg']})"
+        from codegen.target_c import emit_target
+        return emit_target(self, e)
+
+    def e_AtOp(self, e: ast.AtOp) -> str:
+        from codegen.target_c import emit_target
+        return emit_target(self, e)
 
     def keys(self, idx: ast.Index, g: dict) -> str:
         vals = [self.expr(k) for k in idx.indexes]

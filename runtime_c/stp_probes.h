@@ -10,6 +10,9 @@
 #include <linux/ktime.h>
 #include <linux/slab.h>
 
+/* nofault reads for $target chains, @cast and kernel_string() */
+#include "stp_deref.h"
+
 /* Floor for timer periods, so that a tiny interval cannot livelock a CPU. */
 #ifndef STP_MIN_TIMER_NS
 #define STP_MIN_TIMER_NS 1000ULL
@@ -46,6 +49,33 @@ static int stp_kretprobe_handler(struct kretprobe_instance *ri,
 	d->probe->fn(c);
 	stp_probe_exit(c);
 	return 0;
+}
+
+/*
+ * Entry half of a .return probe that reads values at entry: runs the
+ * generated entry handler, which saves them in ri->data.  Returning 1
+ * makes the kernel drop this instance, so a skipped or failed entry never
+ * leaves the return handler reading unsaved data.
+ */
+static int stp_kretprobe_entry(struct kretprobe_instance *ri,
+			       struct pt_regs *regs)
+{
+	struct kretprobe *rp = get_kretprobe(ri);
+	struct stp_kprobe_desc *d;
+	struct stp_context *c;
+	bool failed;
+
+	if (unlikely(!rp))
+		return 1;
+	d = container_of(rp, struct stp_kprobe_desc, rp);
+	c = stp_probe_enter(d->entry, STP_SESSION_RUNNING, regs);
+	if (!c)
+		return 1;
+	c->ri = ri;
+	d->entry->fn(c);
+	failed = c->last_error != NULL;
+	stp_probe_exit(c);
+	return failed ? 1 : 0;
 }
 
 /*
@@ -104,6 +134,10 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 			d->rp.kp.symbol_name = d->symbol;
 			d->rp.kp.offset = d->offset;
 			d->rp.handler = stp_kretprobe_handler;
+			if (d->entry) {
+				d->rp.entry_handler = stp_kretprobe_entry;
+				d->rp.data_size = d->data_size;
+			}
 			d->rp.maxactive = d->maxactive > 0 ? d->maxactive :
 				KRETACTIVE;
 			rc = register_kretprobe(&d->rp);

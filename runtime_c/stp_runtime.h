@@ -149,6 +149,9 @@ struct stp_kprobe_desc {
 	bool is_return;
 	bool optional;			/* "?" : failure to register is not an error */
 	int maxactive;			/* 0 = KRETACTIVE */
+	/* .return probes that read values at entry (@entry, $params) */
+	const struct stp_probe_desc *entry;	/* run by the entry handler */
+	size_t data_size;		/* bytes of kretprobe_instance data */
 	/* runtime-owned */
 	struct kprobe kp;
 	struct kretprobe rp;

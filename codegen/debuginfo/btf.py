@@ -165,6 +165,11 @@ class Btf:
         t = self.types[b] if b else None
         if t is None:
             return TypeInfo("void", name, 0)
+        ti = self._type_info(t, name, depth)
+        ti.ref = f"b:{b}"
+        return ti
+
+    def _type_info(self, t: BtfType, name: str, depth: int) -> TypeInfo:
         k = t.kind
         if k == KIND_INT:
             enc = t.extra  # type: ignore[assignment]

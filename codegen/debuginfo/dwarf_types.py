@@ -137,6 +137,12 @@ def type_info(die: DIE | None, depth: int = 0) -> TypeInfo:
     base = _strip(die)
     if base is None:
         return TypeInfo("void", name, 0)
+    t = _type_info(base, name, depth)
+    t.ref = f"d:{base.cu.cu_offset}:{base.offset}"
+    return t
+
+
+def _type_info(base: DIE, name: str, depth: int) -> TypeInfo:
     tag = base.tag
     size = base.attributes["DW_AT_byte_size"].value if "DW_AT_byte_size" in base.attributes else None
     if tag == "DW_TAG_base_type":

@@ -37,6 +37,9 @@ class TypeInfo:
     signed: bool | None = None
     target: "TypeInfo | None" = None     # pointee / array element / func return
     count: int | None = None             # array element count (None = flexible)
+    # Where to continue navigating (members, full pointee): "d:<cu>:<die>"
+    # for a DWARF DIE (typedefs/qualifiers stripped), "b:<id>" for a BTF type.
+    ref: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,164 @@
+"""Pass 3 for target expressions: access programs (codegen.targets) -> C.
+
+Called from translate.BodyEmitter.e_TargetSymbol / e_AtOp.  Every memory
+read goes through runtime_c/stp_deref.h, so a bad pointer is a script
+error ("kernel read fault at 0x... near identifier '$p' at f.stp:3:9"),
+never an oops.
+"""
+from __future__ import annotations
+
+from codegen import ast
+
+LONG, STRING = "long", "string"
+
+
+def _ctype(size: int, signed: bool) -> str:
+    return f"{'s' if signed else 'u'}{size * 8}"
+
+
+def _where(em, e: ast.Expr) -> None:  # type: ignore[no-untyped-def]
+    name = e.name if isinstance(e, ast.TargetSymbol) else f"@{e.op}"
+    em.where(e, f"identifier '{name}'" if isinstance(e, ast.TargetSymbol) else f"operator '{name}'")
+
+
+def _base(em, e: ast.Expr, base: dict) -> str:  # type: ignore[no-untyped-def]
+    kind = base["kind"]
+    if kind == "reg":
+        return f"(stp_long)c->regs->{base['reg']}"
+    if kind == "cfa":
+        # At a function's entry the CFA is sp + 8 (above the return address).
+        return f"(stp_long)(c->regs->sp + 8 + ({base['offset']}))"
+    if kind == "return":
+        return "stp_return_value(c->regs)"
+    if kind == "const":
+        return f"((stp_long){base['value']}LL)"
+    if kind == "expr":
+        assert isinstance(e, ast.AtOp)
+        return f"(stp_long)({em.expr(e.args[0])})"
+    raise AssertionError(f"unknown target base {kind}")
+
+
+def emit_chain(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
+    info = e.info
+    fail = em.error_labels[-1]
+    base_c = _base(em, e, info["base"])
+    final = info["final"]
+    if not info["steps"] and info["start"] == "val" and final["kind"] == "value":
+        return f"((stp_long)({_ctype(final['size'], final['signed'])})({base_c}))"
+    a = em.frame.long()
+    em.emit(f"{a} = {base_c};")
+    needs_where = True
+    for step in info["steps"]:
+        op = step["op"]
+        if op == "add":
+            em.emit(f"{a} += {step['n']};")
+        elif op == "index":
+            idx = em.expr(e.components[step["comp"]].index)
+            em.emit(f"{a} += (stp_long)({idx}) * {step['size']};")
+        elif op == "deref":
+            if needs_where:
+                _where(em, e)
+                needs_where = False
+            em.emit(f"if (!stp_kread(c, (u64){a}, 8, false, &{a})) goto {fail};")
+    kind = final["kind"]
+    if kind == "addr":
+        return a
+    if kind == "value":
+        return f"((stp_long)({_ctype(final['size'], final['signed'])}){a})"
+    if needs_where:
+        _where(em, e)
+    t = em.frame.long()
+    signed = "true" if final["signed"] else "false"
+    if kind == "load":
+        em.emit(f"if (!stp_kread(c, (u64){a}, {final['size']}, {signed}, &{t})) goto {fail};")
+    elif kind == "bits":
+        em.emit(f"if (!stp_kread_bits(c, (u64){a}, {final['size']}, {final['shift']}, "
+                f"{final['bits']}, {signed}, &{t})) goto {fail};")
+    else:
+        raise AssertionError(f"unknown final {kind}")
+    return t
+
+
+def _item_value(em, item: dict) -> str:  # type: ignore[no-untyped-def]
+    """The raw value of one $$parms item (register, stack slot, constant)."""
+    base = item["base"]
+    if item["start"] == "val":
+        if base["kind"] == "reg":
+            return f"(u64)({_ctype(item['size'], item['signed'])})c->regs->{base['reg']}"
+        if base["kind"] == "const":
+            return f"(u64){base['value']}LL"
+    t = em.frame.long()
+    addr = f"(u64)(c->regs->sp + 8 + ({base['offset']}))"
+    em.emit(f"if (!stp_kread(c, {addr}, {item['size']}, false, &{t})) "
+            f"{{ c->last_error = NULL; {t} = 0; }}")
+    return f"(u64){t}"
+
+
+def emit_vars(em, e: ast.TargetSymbol) -> str:  # type: ignore[no-untyped-def]
+    """$$parms, $$vars, $$locals (and $$return): one string."""
+    info = e.info
+    out = em.frame.string()
+    piece = em.frame.string()
+    em.emit(f"{out}[0] = '\\0';")
+    if info["access"] == "vars_return":
+        if info.get("void"):
+            return out
+        em.emit(f"snprintf({out}, MAXSTRINGLEN, \"return=0x%llx\", "
+                f"(unsigned long long)stp_return_value(c->regs));")
+        return out
+    for i, item in enumerate(info["items"]):
+        sep = " " if i else ""
+        if item.get("unavailable"):
+            em.emit(f"stp_strlcat({out}, \"{sep}{item['name']}=?\");")
+            continue
+        v = _item_value(em, item)
+        if item.get("string"):
+            s = em.frame.string()
+            em.emit(f"if ((u64)({v}) == 0) {{")
+            em.emit(f"\tstp_strlcpy({s}, \"NULL\");")
+            em.emit(f"}} else if (stp_kread_string(c, {s}, (u64)({v}), MAXSTRINGLEN - 2)) {{")
+            em.emit(f"\tsnprintf({piece}, MAXSTRINGLEN, \"\\\"%s\\\"\", {s});")
+            em.emit(f"\tstp_strlcpy({s}, {piece});")
+            em.emit("} else {")
+            em.emit(f"\tc->last_error = NULL;")
+            em.emit(f"\tsnprintf({s}, MAXSTRINGLEN, \"0x%llx\", (unsigned long long)({v}));")
+            em.emit("}")
+            em.emit(f"snprintf({piece}, MAXSTRINGLEN, \"{sep}{item['name']}=%s\", {s});")
+        else:
+            em.emit(f"snprintf({piece}, MAXSTRINGLEN, \"{sep}{item['name']}=0x%llx\", "
+                    f"(unsigned long long)({v}));")
+        em.emit(f"stp_strlcat({out}, {piece});")
+    return out
+
+
+def emit_target(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
+    """C for a resolved TargetSymbol or @cast/@entry/@defined node."""
+    info = e.info or {}
+    access = info.get("access")
+    if access == "chain":
+        return emit_chain(em, e)
+    if access in ("vars", "vars_return"):
+        return emit_vars(em, e)
+    if access == "const":
+        return f"((stp_long){info['value']}LL)"
+    if access == "entry_save":
+        assert isinstance(e, ast.AtOp)
+        v = em.expr(e.args[0])
+        slot = entry_slot_c(info)
+        if info["type"] == STRING:
+            em.emit(f"stp_strlcpy({slot}, {v});")
+        else:
+            em.emit(f"{slot} = {v};")
+        return "0"
+    if access == "entry_load":
+        return entry_slot_c(info)
+    raise AssertionError(f"unresolved target expression at {e.loc}: {info}")
+
+
+def entry_slot_c(info: dict) -> str:
+    """Where a value saved at function entry lives in the kretprobe
+    instance's data: longs first, then MAXSTRINGLEN strings."""
+    if info["type"] == STRING:
+        return (f"((char *)c->ri->data + {8 * info['nlong']} + "
+                f"{info['index']} * MAXSTRINGLEN)")
+    return f"(((stp_long *)c->ri->data)[{info['index']}])"

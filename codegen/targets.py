@@ -1,0 +1,510 @@
+"""Resolving target expressions ($var chains, @cast, $$parms) in pass 2.
+
+Each resolved expression gets an *access program* in its ``info``, which
+is all pass 3 needs to read it (codegen.target_c turns it into C):
+
+    {"access": "chain",
+     "base": {"kind": "reg", "reg": "di"}        # a register at the probe
+           | {"kind": "cfa", "offset": 8}        # a stack slot (entry CFA + off)
+           | {"kind": "return"}                  # the return value register
+           | {"kind": "const", "value": 3}       # optimised to a constant
+           | {"kind": "expr"}                    # @cast: the value of args[0]
+     "start": "val" | "loc",                     # base is a value / an address
+     "steps": [{"op": "deref"}                   # a = *(u64 *)a
+              |{"op": "add", "n": 16}            # a += 16
+              |{"op": "index", "comp": 2, "size": 8}],   # a += idx * 8
+     "final": {"kind": "value", "size": 8, "signed": true}   # the value itself
+            | {"kind": "load", "size": 4, "signed": false}   # *(u32 *)a
+            | {"kind": "bits", "size": 2, "shift": 3, "bits": 5, "signed": false}
+            | {"kind": "addr"},                  # a (&..., or an array)
+     "type": "struct dentry*"}                   # C type of the result
+
+SystemTap's rules: every target value is a long; `->` follows pointers and
+walks into embedded structs alike; a char* or char[] member is a number
+(the address), which the user reads with kernel_string(); an array used
+as a value decays to its address; a struct cannot be a value.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Optional
+
+from codegen import ast
+
+class TargetError(Exception):
+    """A target expression that does not resolve; the message is stap's."""
+
+
+def _suggest(name: str, names: list[str], limit: int = 6) -> str:
+    close = difflib.get_close_matches(name, names, n=limit, cutoff=0.6)
+    rest = [n for n in names if n not in close]
+    return " ".join(close + rest)[:400]
+
+
+def _tinfo(d: Optional[dict]):  # type: ignore[no-untyped-def]
+    """dict (from FunctionInfo JSON) -> TypeInfo."""
+    from codegen.debuginfo.model import TypeInfo
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        return d
+    x = dict(d)
+    x["target"] = _tinfo(x.get("target"))
+    return TypeInfo(**x)
+
+
+def _scalar_final(t, what: str) -> dict:  # type: ignore[no-untyped-def]
+    if t.kind in ("struct", "union"):
+        raise TargetError(f"{t.kind} '{t.name}' is being accessed instead of a member "
+                          f"of the {t.kind} ({what})")
+    if t.kind == "float":
+        raise TargetError(f"floating point value '{what}' ({t.name}) cannot be read")
+    if t.kind == "void":
+        raise TargetError(f"'{what}' has type void")
+    size = t.size or 8
+    if size not in (1, 2, 4, 8):
+        raise TargetError(f"'{what}' has an unsupported size ({size} bytes, {t.name})")
+    signed = bool(t.signed) if t.kind in ("int", "enum") else False
+    return {"size": size, "signed": signed}
+
+
+def walk_chain(nav, t, start: str, comps: list[ast.TargetComponent], addressof: bool,
+               what: str) -> dict:  # type: ignore[no-untyped-def]
+    """The steps and final read for `comps` applied to a base of type t.
+
+    start: "val" (the base is the value, e.g. a register) or "loc" (the
+    base is the address of an object of type t, e.g. a stack slot)."""
+    state = start
+    steps: list[dict] = []
+    bits: Optional[tuple[int, int]] = None
+    shown = what
+    for i, c in enumerate(comps):
+        bits = None
+        if c.kind == "member":
+            shown_next = f"{shown}->{c.member}"
+            if state == "val":
+                if t.kind != "pointer":
+                    raise TargetError(f"'{shown}' is not a pointer ({t.name}); cannot "
+                                      f"access member '{c.member}'")
+                tgt = nav.pointee(t)
+                if tgt is None:
+                    raise TargetError(f"cannot dereference a void pointer ('{shown}')")
+                t = nav.complete(tgt)
+                state = "loc"
+            elif t.kind == "pointer":
+                steps.append({"op": "deref"})
+                tgt = nav.pointee(t)
+                if tgt is None:
+                    raise TargetError(f"cannot dereference a void pointer ('{shown}')")
+                t = nav.complete(tgt)
+            if t.kind not in ("struct", "union"):
+                raise TargetError(f"'{shown}' is not a struct or union ({t.name}); cannot "
+                                  f"access member '{c.member}'")
+            m = nav.member(t, c.member)
+            if m is None:
+                names = nav.member_names(t)
+                if not names and t.size is None:
+                    raise TargetError(f"incomplete type {t.name}: no member layout for "
+                                      f"'{c.member}' in the debug info")
+                raise TargetError(f"unable to find member '{c.member}' for {t.name} "
+                                  f"(alternatives: {_suggest(c.member, names)})")
+            if m.bit_size:
+                start_byte = m.bit_offset // 8
+                steps.append({"op": "add", "n": start_byte})
+                bits = (m.bit_offset % 8, m.bit_size)
+            elif m.offset:
+                steps.append({"op": "add", "n": m.offset})
+            t = m.type
+            shown = shown_next
+        else:
+            shown_next = f"{shown}[...]"
+            if state == "val":
+                if t.kind != "pointer":
+                    raise TargetError(f"'{shown}' is not a pointer or array ({t.name}); "
+                                      "cannot index it")
+                state = "loc"
+            elif t.kind == "pointer":
+                steps.append({"op": "deref"})
+            elif t.kind != "array":
+                raise TargetError(f"'{shown}' is not a pointer or array ({t.name}); "
+                                  "cannot index it")
+            elem = nav.pointee(t)
+            if elem is None:
+                raise TargetError(f"cannot index a void pointer ('{shown}')")
+            elem = nav.complete(elem)
+            if not elem.size:
+                raise TargetError(f"cannot index '{shown}': element type {elem.name} "
+                                  "has no size")
+            steps.append({"op": "index", "comp": i, "size": elem.size})
+            t = elem
+            shown = shown_next
+    if addressof:
+        if state == "val":
+            raise TargetError(f"cannot take the address of '{shown}': it is held in a "
+                              "register, not in memory")
+        if bits is not None:
+            raise TargetError(f"cannot take the address of bitfield '{shown}'")
+        return {"start": start, "steps": steps, "final": {"kind": "addr"},
+                "type": t.name + "*", "type_info": None}
+    if state == "val":
+        final = {"kind": "value", **_scalar_final(t, shown)}
+    elif t.kind == "array":
+        final = {"kind": "addr"}
+    elif bits is not None:
+        f = _scalar_final(t, shown)
+        nbytes = (bits[0] + bits[1] + 7) // 8
+        final = {"kind": "bits", "size": nbytes, "shift": bits[0], "bits": bits[1],
+                 "signed": f["signed"]}
+    else:
+        final = {"kind": "load", **_scalar_final(t, shown)}
+    return {"start": start, "steps": steps, "final": final, "type": t.name,
+            "type_info": t}
+
+
+def param_base(p: dict, fn_name: str) -> tuple[dict, str]:
+    """(base, start) of a parameter at the function's entry."""
+    loc = p.get("entry_location") or {}
+    kind = loc.get("kind")
+    if kind == "reg":
+        return {"kind": "reg", "reg": loc["reg"]}, "val"
+    if kind == "fbreg" and loc.get("frame_base") == "cfa":
+        return {"kind": "cfa", "offset": loc["offset"]}, "loc"
+    if kind == "const":
+        return {"kind": "const", "value": loc["value"]}, "val"
+    if kind in ("optimized_out",):
+        raise TargetError(f"'${p['name']}' of '{fn_name}' is optimized out at the "
+                          "function's entry")
+    raise TargetError(f"cannot locate '${p['name']}' at the entry of '{fn_name}' "
+                      f"(location: {kind or 'unknown'})")
+
+
+def resolve_param(nav, fn: dict, e: ast.TargetSymbol) -> dict:  # type: ignore[no-untyped-def]
+    """A `$param[...]` chain at the entry of kernel function fn."""
+    name = e.name[1:]
+    for p in fn.get("params", []):
+        if p["name"] == name:
+            base, start = param_base(p, fn["name"])
+            t = _tinfo(p.get("type"))
+            if base["kind"] == "const" and (e.components or e.addressof):
+                raise TargetError(f"'{e.name}' is a constant at the entry of "
+                                  f"'{fn['name']}'; it has no address")
+            prog = walk_chain(nav, t, start, e.components, e.addressof, e.name)
+            return {"access": "chain", "base": base, **_public(prog)}
+    known = " ".join("$" + p["name"] for p in fn.get("params", []))
+    where = f"{fn.get('decl_file') or '?'}:{fn.get('decl_line') or 0}"
+    raise TargetError(f"unable to find local '{name}' in kernel function '{fn['name']}' "
+                      f"at {where} (alternatives: {known})")
+
+
+def resolve_return(nav, fn: dict, e: ast.TargetSymbol) -> dict:  # type: ignore[no-untyped-def]
+    rtype = fn.get("return_type")
+    if rtype is None:
+        raise TargetError(f"function '{fn['name']}' returns void: no $return")
+    prog = walk_chain(nav, _tinfo(rtype), "val", e.components, e.addressof, "$return")
+    return {"access": "chain", "base": {"kind": "return"}, **_public(prog)}
+
+
+def resolve_cast(nav, type_name: str, e: ast.AtOp) -> dict:  # type: ignore[no-untyped-def]
+    """@cast(ptr, "type")->chain: ptr is a pointer to `type`."""
+    from codegen.debuginfo.model import TypeInfo
+    t = nav.lookup(type_name)
+    if t is None:
+        raise TargetError(f"type definition '{type_name}' not found in the kernel's "
+                          "debug info")
+    ptr = TypeInfo("pointer", t.name + "*", 8, False, t)
+    if not e.components:
+        if e.addressof:
+            raise TargetError("cannot take the address of a @cast without members")
+        return {"access": "chain", "base": {"kind": "expr"}, "start": "val", "steps": [],
+                "final": {"kind": "value", "size": 8, "signed": False},
+                "type": ptr.name}
+    # ptr has no ref: its pointee is its `target`, the looked-up type.
+    prog = walk_chain(nav, ptr, "val", e.components, e.addressof, f"@cast({t.name})")
+    return {"access": "chain", "base": {"kind": "expr"}, **_public(prog)}
+
+
+def _public(prog: dict) -> dict:
+    return {k: v for k, v in prog.items() if k != "type_info"}
+
+
+def type_of_chain(nav, base_type, comps, addressof):  # type: ignore[no-untyped-def]
+    """The TypeInfo a chain yields (for autocast through a typed value)."""
+    prog = walk_chain(nav, base_type, "val", comps, addressof, "?")
+    return prog.get("type_info")
+
+
+# ---------------------------------------------------------------- $$ strings
+
+def vars_format(fn: dict, which: str, pretty: str) -> tuple[str, list[dict]]:
+    """$$parms / $$vars / $$locals: a format and one item per parameter.
+
+    SystemTap prints `name=0x1f` for each (sprintf "%#x"), or `name=?` when
+    the value has no location at the probe; `$$parms$` shows char* as a
+    quoted string.  Locals are not tracked at function entry (they hold
+    nothing yet), so $$vars is $$parms there, as stap prints it for most
+    kernel functions' entries.
+    """
+    items: list[dict] = []
+    if which in ("$$parms", "$$vars"):
+        for p in fn.get("params", []):
+            if not p.get("name"):
+                continue
+            try:
+                base, start = param_base(p, fn["name"])
+            except TargetError:
+                items.append({"name": p["name"], "unavailable": True})
+                continue
+            t = _tinfo(p.get("type"))
+            item: dict = {"name": p["name"], "base": base, "start": start,
+                          "size": min(t.size or 8, 8) if t.kind not in ("struct", "union", "array")
+                          else 8,
+                          "signed": bool(t.signed) if t.kind in ("int", "enum") else False}
+            if t.kind in ("struct", "union") and start == "val":
+                item["unavailable"] = True
+            if pretty and t.kind == "pointer" and t.target is not None and \
+                    t.target.kind == "int" and t.target.size == 1:
+                item["string"] = True
+            items.append(item)
+    return which, items
+
+
+# ---------------------------------------------------------------- pass-2 pre-pass
+#
+# Before type inference, every target expression of a derived probe is
+# resolved against the kernel (its info becomes an access program, or
+# {"error": msg}), @defined(...) folds to 0/1, and branches that a folded
+# constant makes dead are dropped, so `@defined($x) ? $x : 0` never reports
+# the $x it guards.  In .return probes, what must be read at the function's
+# entry ($params, @entry(...)) moves to a synthesized entry handler.
+
+import dataclasses  # noqa: E402
+
+
+def rewrite(node: ast.Node, fn) -> None:  # type: ignore[no-untyped-def]
+    """Post-order: every Expr below node is replaced by fn(expr)."""
+    for f in dataclasses.fields(node):
+        if f.name in ("loc", "ty", "info"):
+            continue
+        v = getattr(node, f.name)
+        if isinstance(v, ast.Node):
+            rewrite(v, fn)
+            if isinstance(v, ast.Expr):
+                setattr(node, f.name, fn(v))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                if isinstance(x, ast.Node):
+                    rewrite(x, fn)
+                    if isinstance(x, ast.Expr):
+                        v[i] = fn(x)
+
+
+def _has_error(node: ast.Node) -> bool:
+    from codegen.link import walk
+    return any(isinstance(n, ast.Expr) and isinstance(n.info, dict) and "error" in n.info
+               for n in walk(node))
+
+
+def _const(e: ast.Expr) -> Optional[int]:
+    return e.value if isinstance(e, ast.Number) else None
+
+
+def fold(node: ast.Node) -> None:
+    """Constant-fold what @defined produced: !, &&, ||, ?:, and if (...)."""
+    def fe(e: ast.Expr) -> ast.Expr:
+        if isinstance(e, ast.Unary) and e.op == "!" and _const(e.operand) is not None:
+            return ast.Number(int(not e.operand.value), loc=e.loc)
+        if isinstance(e, ast.Logical) and _const(e.left) is not None:
+            lv = bool(e.left.value)
+            if e.op == "&&" and not lv:
+                return ast.Number(0, loc=e.loc)
+            if e.op == "||" and lv:
+                return ast.Number(1, loc=e.loc)
+            if _const(e.right) is not None:
+                return ast.Number(int(bool(e.right.value)), loc=e.loc)
+        if isinstance(e, ast.Ternary) and _const(e.cond) is not None:
+            return e.then if e.cond.value else e.else_
+        return e
+    rewrite(node, fe)
+    _fold_stmts(node)
+
+
+def _fold_stmts(node: ast.Node) -> None:
+    for f in dataclasses.fields(node):
+        if f.name in ("loc", "ty", "info"):
+            continue
+        v = getattr(node, f.name)
+        if isinstance(v, ast.Stmt):
+            _fold_stmts(v)
+            setattr(node, f.name, _fold_if(v))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                if isinstance(x, ast.Stmt):
+                    _fold_stmts(x)
+                    v[i] = _fold_if(x)
+
+
+def _fold_if(s: ast.Stmt) -> ast.Stmt:
+    if isinstance(s, ast.If) and _const(s.cond) is not None:
+        if s.cond.value:
+            return s.then
+        return s.else_ if s.else_ is not None else ast.NullStmt(loc=s.loc)
+    return s
+
+
+def _unresolved(e: ast.Expr, msg: str) -> ast.Expr:
+    e.info = {"error": msg}
+    return e
+
+
+class ProbeTargets:
+    """Resolves the target expressions of one derived probe (or function)."""
+
+    def __init__(self, nav, probe=None) -> None:  # type: ignore[no-untyped-def]
+        self.nav = nav
+        self.probe = probe
+
+    def _fn(self) -> Optional[dict]:
+        p = self.probe
+        if p is None or p.function is None:
+            return None
+        return p.function
+
+    def resolve(self, e: ast.Expr) -> ast.Expr:
+        if isinstance(e, ast.TargetSymbol):
+            return self._target(e)
+        if isinstance(e, ast.AtOp):
+            if e.op == "defined":
+                return ast.Number(1 if e.args and not _has_error(e.args[0]) else 0, loc=e.loc)
+            if e.op == "cast":
+                return self._cast(e)
+            if e.op == "autocast":
+                return _unresolved(e, "the type of this expression is not known here; "
+                                      "use @cast(expr, \"type\")->member")
+            if e.op == "var":
+                return _unresolved(e, "@var is not supported yet (use @cast or a $param)")
+        return e
+
+    def _cast(self, e: ast.AtOp) -> ast.Expr:
+        if self.nav is None:
+            return _unresolved(e, "@cast needs the kernel's debug info (DWARF or BTF)")
+        if not e.strings:
+            return _unresolved(e, "@cast needs a type name")
+        mods = e.strings[1] if len(e.strings) > 1 else "kernel"
+        if any(m not in ("kernel", "vmlinux") and not m.startswith("kernel<")
+               for m in mods.split(":")):
+            return _unresolved(e, f"@cast type lookup in module '{mods}' is not supported yet "
+                                  "(only \"kernel\")")
+        if e.pretty:
+            return _unresolved(e, "pretty-printing @cast with $/$$ is not supported yet")
+        try:
+            e.info = resolve_cast(self.nav, e.strings[0], e)
+        except TargetError as err:
+            e.info = {"error": str(err)}
+        return e
+
+    def _target(self, e: ast.TargetSymbol) -> ast.Expr:
+        p = self.probe
+        if p is None:
+            return _unresolved(e, "target variables can only be used in probes, not in "
+                                  "functions")
+        fn = self._fn()
+        if p.family == "tracepoint":
+            return self._tracepoint(e)
+        if fn is None:
+            return _unresolved(e, "unresolved target-symbol expression (target variables "
+                                  "need a kernel.function or kernel.trace probe)")
+        is_return = bool(p.params.get("is_return"))
+        name = e.name
+        if name in ("$$parms", "$$vars", "$$locals"):
+            if e.components or e.addressof:
+                return _unresolved(e, f"{name} cannot be dereferenced")
+            _, items = vars_format(fn, "$$parms" if name != "$$locals" else "$$locals",
+                                   e.pretty)
+            e.info = {"access": "vars", "items": items}
+            return e
+        if name == "$$return":
+            if not is_return:
+                return _unresolved(e, "$$return is only valid in .return probes")
+            e.info = {"access": "vars_return", "void": fn.get("return_type") is None}
+            return e
+        if e.pretty:
+            return _unresolved(e, f"pretty-printing {name}{e.pretty} is not supported yet; "
+                                  f"print {name} or its members")
+        try:
+            if name == "$return":
+                if not is_return:
+                    raise TargetError("$return is only valid in .return probes")
+                e.info = resolve_return(self.nav, fn, e)
+            else:
+                e.info = resolve_param(self.nav, fn, e)
+        except TargetError as err:
+            e.info = {"error": str(err)}
+        return e
+
+    def _tracepoint(self, e: ast.TargetSymbol) -> ast.Expr:
+        p = self.probe
+        args = p.params.get("args", [])
+        if e.name in ("$$parms", "$$vars"):
+            items = [{"name": a["name"], "base": {"kind": "tparg", "index": i},
+                      "start": "val", "size": min(a["type"].get("size") or 8, 8),
+                      "signed": bool(a["type"].get("signed"))}
+                     for i, a in enumerate(args)]
+            e.info = {"access": "vars", "items": items}
+            return e
+        if e.name in ("$$name", "$$system"):
+            return _unresolved(e, f"{e.name} is not supported yet")
+        for i, a in enumerate(args):
+            if a["name"] == e.name[1:]:
+                try:
+                    prog = walk_chain(self.nav, _tinfo(a["type"]), "val", e.components,
+                                      e.addressof, e.name)
+                    e.info = {"access": "chain", "base": {"kind": "tparg", "index": i},
+                              **_public(prog)}
+                except TargetError as err:
+                    e.info = {"error": str(err)}
+                return e
+        known = " ".join("$" + a["name"] for a in args)
+        return _unresolved(e, f"unable to find tracepoint variable '{e.name}' "
+                              f"(alternatives: {known})")
+
+
+def prepare_body(body: ast.Node, nav, probe=None) -> None:  # type: ignore[no-untyped-def]
+    """Resolve targets, fold @defined and the dead branches it leaves."""
+    rewrite(body, ProbeTargets(nav, probe).resolve)
+    fold(body)
+
+
+def split_entry(body: ast.Block, first_slot: int = 0) -> list[ast.Expr]:
+    """In a .return probe body, replace what must be read at entry (every
+    $target except $return/$$return, and every @entry(x)) by an entry_load
+    node; return the expressions to evaluate at entry, in slot order."""
+    saved: list[ast.Expr] = []
+
+    def visit(node: ast.Node) -> None:
+        for f in dataclasses.fields(node):
+            if f.name in ("loc", "ty", "info"):
+                continue
+            v = getattr(node, f.name)
+            if isinstance(v, ast.Node):
+                setattr(node, f.name, sub(v))
+            elif isinstance(v, list):
+                for i, x in enumerate(v):
+                    if isinstance(x, ast.Node):
+                        v[i] = sub(x)
+
+    def sub(x: ast.Node) -> ast.Node:
+        moved: Optional[ast.Expr] = None
+        if isinstance(x, ast.AtOp) and x.op == "entry":
+            moved = x.args[0] if x.args else ast.Number(0, loc=x.loc)
+        elif isinstance(x, ast.TargetSymbol) and x.name not in ("$return", "$$return") \
+                and not (isinstance(x.info, dict) and x.info.get("base", {}).get("kind")
+                         == "return"):
+            moved = x
+        if moved is None:
+            visit(x)
+            return x
+        saved.append(moved)
+        return ast.AtOp("entry_load", loc=x.loc,
+                        info={"access": "entry_load", "slot": first_slot + len(saved) - 1})
+    visit(body)
+    return saved
