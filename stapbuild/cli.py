@@ -70,6 +70,15 @@ def say(text: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Subcommands beyond stap's command line: the artifact store, and
+    # running a prebuilt bundle on a fleet host.
+    if argv[:1] == ["cache"]:
+        from stapbuild import cache
+        return cache.main(argv[1:])
+    if argv[:1] == ["run"]:
+        from stapbuild import bundle
+        return bundle.main(argv)
     ap = build_parser()
     opts = ap.parse_args(argv)
     try:

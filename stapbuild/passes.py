@@ -281,10 +281,11 @@ def compile_pass(c_art: Artifact, module_name: str, kctx: KernelContext,
                   "build": build_id, "release": kctx.release, "defines": defines,
                   "kbuild": sha256_file(Path(kbuild.__file__))})
     path = store.artifact_path("compile", key, "ko")
-    if path.exists():
+    if store.verify(path):
         return CompileResult(Artifact("compile", key, path), True)
     kbuild.compile_module(c_art.path, module_name, kctx.kernel, runtime_dir(), path,
                           defines=defines)
+    store.seal(path)
     return CompileResult(Artifact("compile", key, path), False)
 
 

@@ -103,15 +103,47 @@ def artifact_path(kind: str, key: str, ext: str) -> Path:
     return artifacts_root() / "store" / kind / key[:2] / f"{key}.{ext}"
 
 
+def digest_path(path: Path) -> Path:
+    """The sidecar that records an artifact's content digest."""
+    return path.with_name(path.name + ".sha256")
+
+
+def seal(path: Path) -> None:
+    """Record the content digest of an artifact that was just written."""
+    atomic_write(digest_path(path), (sha256_file(path) + "\n").encode())
+
+
+def verify(path: Path) -> bool:
+    """Is the artifact there and intact? The store may be a directory that
+    several machines share, so a reader checks what it is about to trust. A
+    corrupt artifact is removed, so that its pass simply runs again."""
+    if not path.exists():
+        return False
+    try:
+        expected = digest_path(path).read_text().strip()
+    except OSError:
+        seal(path)          # written before digests were recorded
+        return True
+    if sha256_file(path) == expected:
+        return True
+    for p in (path, digest_path(path)):
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+    return False
+
+
 def lookup(kind: str, key: str, ext: str) -> Optional[Artifact]:
     path = artifact_path(kind, key, ext)
-    return Artifact(kind, key, path) if path.exists() else None
+    return Artifact(kind, key, path) if verify(path) else None
 
 
 def put_bytes(kind: str, key: str, ext: str, data: bytes) -> Artifact:
     path = artifact_path(kind, key, ext)
-    if not path.exists():
+    if not verify(path):
         atomic_write(path, data)
+        seal(path)
     return Artifact(kind, key, path)
 
 
@@ -190,7 +222,13 @@ def read_ref(path: Path) -> Optional[Artifact]:
     except (OSError, ValueError):
         return None
     art = artifacts_root() / doc["artifact"]
-    return Artifact(doc["pass"], doc["key"], art) if art.exists() else None
+    return Artifact(doc["pass"], doc["key"], art) if verify(art) else None
+
+
+def ref_intact(path: Path) -> bool:
+    """doit uptodate check: the artifact a ref names is present and whole.
+    A corrupt or deleted artifact makes its task (and so its pass) run again."""
+    return read_ref(Path(path)) is not None
 
 
 def ref_inputs_unchanged(path: Path) -> bool:

@@ -231,6 +231,7 @@ def task_elaborate() -> Iterator[dict]:
         yield {"name": _label(probe, k), "actions": [(do_elaborate, [probe, k])],
                "file_dep": [str(store.ref_path(probe, k, "parse")),
                             str(stamp(k, "debuginfo"))] + compiler,
+               "uptodate": [(store.ref_intact, [str(store.ref_path(probe, k, "elaborate"))])],
                "targets": [str(store.ref_path(probe, k, "elaborate"))]}
 
 
@@ -241,6 +242,7 @@ def task_translate() -> Iterator[dict]:
     for probe, _, k in _pairs():
         yield {"name": _label(probe, k), "actions": [(do_translate, [probe, k])],
                "file_dep": [str(store.ref_path(probe, k, "elaborate"))] + compiler + runtime,
+               "uptodate": [(store.ref_intact, [str(store.ref_path(probe, k, "translate"))])],
                "targets": [str(store.ref_path(probe, k, "translate"))]}
 
 
@@ -252,6 +254,7 @@ def task_compile() -> Iterator[dict]:
         yield {"name": _label(probe, k), "actions": [(do_compile, [probe, k])],
                "file_dep": [str(store.ref_path(probe, k, "translate")),
                             str(stamp(k, "build")), kbuild_py] + runtime,
+               "uptodate": [(store.ref_intact, [str(store.ref_path(probe, k, "compile"))])],
                "targets": [str(store.ref_path(probe, k, "compile"))]}
 
 
@@ -262,8 +265,38 @@ def task_build() -> Iterator[dict]:
                "task_dep": [f"compile:{_label(probe, k)}"]}
 
 
+def do_run_bundle(path: str, probe: Optional[str], release: Optional[str],
+                  workload: Optional[str], duration: Optional[str]) -> Optional[TaskFailed]:
+    """Run a bundle here, or (kernel=K on a host that runs another kernel)
+    in a guest of K, the way a fleet host would run it."""
+    from stapbuild import bundle, guest, runner
+    secs = float(duration) if duration else None
+    if release is None or runner.host_can_load(release):
+        rc = bundle.run_bundle(Path(path), probe, workload, secs)
+    else:
+        import shlex
+        argv = [sys.executable, "-S", "-m", "stapbuild.bundle", "run", str(Path(path).resolve())]
+        for flag, value in (("--probe", probe), ("--workload", workload), ("--duration", duration)):
+            if value:
+                argv += [flag, value]
+        res = guest.run_in_guest(kernels.provision(release, {"image"}), shlex.join(argv),
+                                 timeout=240 + (secs or 60))
+        sys.stdout.write(res.stdout)
+        sys.stderr.write(res.stderr)
+        rc = res.returncode
+    return TaskFailed(f"bundle run failed (exit {rc})") if rc else None
+
+
 def task_pass5() -> dict:
-    """Pass 5: doit run probe=P kernel=K [workload='CMD'] [duration=SECONDS]."""
+    """Pass 5: doit run probe=P kernel=K [workload='CMD'] [duration=SECONDS], or bundle=B."""
+    path = get_var("bundle", None)
+    if path:
+        spec = get_var("kernel", None)
+        release = kernels.resolve_release(spec) if spec else None
+        args = [path, get_var("probe", None), release, get_var("workload", None),
+                get_var("duration", None)]
+        return {"actions": [(do_run_bundle, args)],
+                "uptodate": [False], "verbosity": 2}
     probes = selected_probes()
     selected = selected_kernels()
     if not probes or not selected:
