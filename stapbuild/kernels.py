@@ -190,7 +190,7 @@ def local_releases() -> list[str]:
     kdir = cache_root() / "kernels"
     if kdir.is_dir():
         for d in kdir.iterdir():
-            if (d / "headers" / _COMPLETE).exists():
+            if (d / "headers" / _COMPLETE).exists() or (d / LOCAL).exists():
                 found.add(d.name)
     mods = Path("/lib/modules")
     if mods.is_dir():
@@ -209,8 +209,86 @@ def available_releases(series: str | None = None) -> list[str]:
 
 
 def resolve_release(spec: str) -> str:
-    """'6.1' -> newest 6.1 release; a full release is checked to exist."""
+    """'6.1' -> newest 6.1 release; a full release is checked to exist; a
+    directory is a local kernel (see register_local_kernel)."""
+    if "/" in spec:
+        return register_local_kernel(Path(spec))
     return pick_release(spec, available_releases())
+
+
+# --------------------------------------------------------------------------
+# local kernels: any distribution's build tree and debug info in a directory
+# --------------------------------------------------------------------------
+LOCAL = "local.json"
+
+
+def _find_local_parts(d: Path) -> dict[str, str]:
+    """The layout we accept, the way distributions ship a kernel:
+
+        DIR/build/ (or DIR itself)   the kbuild tree: Makefile, .config, Module.symvers
+        DIR/vmlinux                  DWARF vmlinux (also usr/lib/debug/... layouts)
+        DIR/vmlinuz                  bootable image (optional: needed only to run)
+        DIR/lib/modules/RELEASE/     modules tree (optional: for the guest)
+    """
+    build = d / "build" if (d / "build" / "Makefile").exists() else d
+    if not (build / "Makefile").exists():
+        raise ProvisionError(f"{d}: no kernel build tree (expected {d}/build/Makefile)")
+    # UTS_RELEASE is what `uname -r` and vermagic say; Debian's headers put
+    # the upstream version in include/config/kernel.release instead.
+    uts = build / "include" / "generated" / "utsrelease.h"
+    rel_file = build / "include" / "config" / "kernel.release"
+    m = re.search(r'#define\s+UTS_RELEASE\s+"([^"]+)"', uts.read_text()) if uts.exists() else None
+    if m:
+        release = m.group(1)
+    elif rel_file.exists():
+        release = rel_file.read_text().strip()
+    else:
+        raise ProvisionError(f"{uts}: missing; is {build} a prepared kernel build tree?")
+    parts = {"release": release, "build_dir": str(build.resolve())}
+    candidates = [d / "vmlinux", d / f"vmlinux-{release}",
+                  d / "usr" / "lib" / "debug" / "boot" / f"vmlinux-{release}",
+                  d / "usr" / "lib" / "debug" / "lib" / "modules" / release / "vmlinux"]
+    for c in candidates:
+        if c.exists():
+            parts["vmlinux"] = str(c.resolve())
+            break
+    for c in (d / "vmlinuz", d / f"vmlinuz-{release}", d / "boot" / f"vmlinuz-{release}",
+              build / "arch" / "x86" / "boot" / "bzImage"):
+        if c.exists():
+            parts["vmlinuz"] = str(c.resolve())
+            break
+    mods = d / "lib" / "modules" / release
+    if mods.is_dir():
+        parts["modules_dir"] = str(mods.resolve())
+    return parts
+
+
+def register_local_kernel(d: Path) -> str:
+    """Make a directory usable as kernels=DIR; returns its release.
+
+    Nothing is copied: the cache records where the parts are."""
+    d = d.expanduser().resolve()
+    if not d.is_dir():
+        raise KernelNotFound(str(d), available_releases())
+    parts = _find_local_parts(d)
+    release = parts["release"]
+    root = kernel_root(release)
+    root.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"dir": str(d), **parts}, indent=1, sort_keys=True) + "\n"
+    try:
+        same = (root / LOCAL).read_text() == text
+    except OSError:
+        same = False
+    if not same:
+        _atomic_write_text(root / LOCAL, text)
+    return release
+
+
+def _local(release: str) -> dict | None:
+    try:
+        return json.loads((kernel_root(release) / LOCAL).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------
@@ -253,6 +331,12 @@ def _host_build_dir(release: str) -> Path | None:
 def kernel_info(release: str) -> Kernel:
     """The Kernel for whatever is provisioned now (no downloads)."""
     root = kernel_root(release)
+    local = _local(release)
+    if local is not None:
+        opt = (lambda key: Path(local[key]) if key in local else None)
+        return Kernel(release=release, root=root, build_dir=Path(local["build_dir"]),
+                      vmlinux=opt("vmlinux"), vmlinuz=opt("vmlinuz"),
+                      modules_dir=opt("modules_dir"))
     build_dir = _host_build_dir(release) or root / "headers" / "usr" / "src" / f"linux-headers-{release}"
     image_done = (root / "image" / _COMPLETE).exists()
     dbg_done = (root / "dbg" / _COMPLETE).exists()
@@ -276,6 +360,13 @@ def provision(release: str, parts: set[str] | frozenset[str] = ALL_PARTS) -> Ker
     if unknown:
         raise ValueError(f"unknown kernel parts: {sorted(unknown)}")
     root = kernel_root(release)
+    if _local(release) is not None:
+        k = kernel_info(release)
+        missing = [p for p in sorted(parts) if not k.has(p)]
+        if missing:
+            raise ProvisionError(f"local kernel {release} ({_local(release)['dir']}) has no "
+                                 f"{', '.join(missing)} part; see the layout in the README")
+        return k
     if not all((root / p / _COMPLETE).exists() for p in parts):
         # Unknown names fail here with suggestions, not deep inside apt-get.
         release = resolve_release(release)
