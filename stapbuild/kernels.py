@@ -29,6 +29,8 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+
+from stapbuild import progress
 from pathlib import Path
 
 ALL_PARTS = frozenset({"headers", "image", "dbg"})
@@ -376,7 +378,11 @@ def provision(release: str, parts: set[str] | frozenset[str] = ALL_PARTS) -> Ker
         if part == "headers" and _host_build_dir(release):
             continue  # the host's own headers are as good and already there
         if not (root / part / _COMPLETE).exists():
+            progress.event("provision", kernel=release, part=part, state="start")
+            started = time.monotonic()
             _PROVISIONERS[part](release, root / part)
+            progress.event("provision", kernel=release, part=part, state="done",
+                           seconds=round(time.monotonic() - started, 1))
     return kernel_info(release)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional
 from xml.sax.saxutils import escape as xml_escape
 
-from stapbuild import store
+from stapbuild import progress, store
 
 DEFAULT_SMOKE_SECONDS = 2.0
 EXCERPT_LINES = 12
@@ -120,6 +120,8 @@ def build_cell(probe: str, script: Path, release: str) -> Cell:
         cell.build_error = "internal error:\n" + traceback.format_exc(limit=8)
     cell.build_seconds = round(time.monotonic() - start, 3)
     save(cell_file(probe, release), asdict(cell))
+    progress.event("cell", probe=probe, kernel=release, build=cell.build,
+                   seconds=cell.build_seconds)
     return cell
 
 
@@ -133,6 +135,7 @@ def boot_kernel(release: str, cells: list[Cell]) -> list[Cell]:
     results: dict[str, dict] = {}
     failure = ""
     if cases:
+        progress.event("boot", kernel=release, state="start", cells=len(cases))
         try:
             results = run_cases(release, cases)
         except BatchError as e:
@@ -157,6 +160,7 @@ def boot_kernel(release: str, cells: list[Cell]) -> list[Cell]:
         c.run = "failed" if problems else "passed"
         if problems:
             c.errors = (c.errors + "\n" + "; ".join(problems)).strip()
+        progress.event("run", probe=c.probe, kernel=release, run=c.run, seconds=c.run_seconds)
     save(boot_file(release), [asdict(c) for c in cells])
     return cells
 
@@ -275,3 +279,30 @@ def write_reports(probes: list[str], releases: list[str]) -> dict[str, Path]:
     store.atomic_write(paths["md"], render_markdown(cells, probes, releases).encode())
     store.atomic_write(paths["junit"], render_junit(cells).encode())
     return paths
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m stapbuild.matrix report --probes a,b --kernels K1,K2``:
+    write the reports from cell and boot records that are already there,
+    e.g. gathered from several CI jobs into one artifacts/matrix/."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m stapbuild.matrix")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("report")
+    r.add_argument("--probes", required=True)
+    r.add_argument("--kernels", required=True, help="full releases, comma-separated")
+    args = ap.parse_args(argv)
+    probes, releases = args.probes.split(","), args.kernels.split(",")
+    paths = write_reports(probes, releases)
+    cells = load_cells(probes, releases)
+    bad = [c.name for c in cells if status(c) != "passed"]
+    for kind, path in paths.items():
+        print(f"matrix report ({kind}): {path}")
+    print(f"{len(cells) - len(bad)} of {len(cells)} cells passed")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

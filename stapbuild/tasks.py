@@ -16,6 +16,7 @@ functions with plain arguments, so ``doit -n N -P process`` can pickle them.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Iterator, Optional
@@ -52,7 +53,7 @@ def selected_kernels() -> list[str]:
 
 def selected_probes() -> list[tuple[str, Path]]:
     spec = get_var("probe", None) or get_var("probes", None)
-    names = spec.split(",") if spec else all_probes()
+    names = spec.split(",") if spec and spec != "all" else all_probes()
     return [probe_script(n.strip()) for n in names if n.strip()]
 
 
@@ -416,4 +417,9 @@ def configure(argv: list[str] = sys.argv) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     cfg["dep_file"] = str(root / ".doit.db")
     cfg["default_tasks"] = default_tasks(argv)
+    if get_var("json", None) not in (None, "", "0"):
+        # json=1: machine-readable progress for CI and log shippers.
+        from stapbuild import progress
+        os.environ["STAPBUILD_JSON"] = "1"
+        cfg["reporter"] = progress.json_reporter()
     return cfg
