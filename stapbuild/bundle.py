@@ -65,8 +65,37 @@ def pack(manifest: dict[str, Any], files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def write_bundle(probes: list[str], releases: list[str], out: Path) -> Path:
-    """Bundle what the store holds for probes × releases (build them first)."""
+def sign_module(data: bytes, build_dir: Path, key: Path, cert: Path) -> bytes:
+    """Append a module signature with the kernel's own scripts/sign-file, as
+    `make modules_sign` would. The key and certificate are the user's."""
+    import subprocess
+    sign_file = build_dir / "scripts" / "sign-file"
+    if not sign_file.exists():
+        raise BundleError(f"{sign_file}: missing; cannot sign modules for this kernel")
+    with tempfile.TemporaryDirectory(prefix="stapbuild-sign-") as tmp:
+        ko = Path(tmp) / "m.ko"
+        ko.write_bytes(data)
+        r = subprocess.run([str(sign_file), "sha256", str(key), str(cert), str(ko)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BundleError(f"sign-file failed: {(r.stderr or r.stdout).strip()}")
+        return ko.read_bytes()
+
+
+def cert_fingerprint(cert: Path) -> str:
+    """sha256 of the certificate's DER form (what `openssl x509 -fingerprint` shows)."""
+    import base64
+    import re as _re
+    text = cert.read_text()
+    m = _re.search(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text, _re.S)
+    der = base64.b64decode("".join(m.group(1).split())) if m else cert.read_bytes()
+    return _sha256(der)
+
+
+def write_bundle(probes: list[str], releases: list[str], out: Path,
+                 sign: Optional[tuple[Path, Path]] = None) -> Path:
+    """Bundle what the store holds for probes × releases (build them first).
+    sign=(key, cert) signs every module with kbuild's sign-file."""
     from stapbuild import kernels, store
     from stapbuild.kbuild import modinfo_vermagic
     from stapbuild.version import stapbuild_version
@@ -82,6 +111,10 @@ def write_bundle(probes: list[str], releases: list[str], out: Path) -> Path:
             data = ko.read_bytes()
             module = refs["compile"]["module"]
             k = kernels.provision(release, {"headers", "image"})
+            signature = None
+            if sign is not None:
+                data = sign_module(data, k.build_dir, *sign)
+                signature = {"hash": "sha256", "cert_sha256": cert_fingerprint(sign[1])}
             member = f"modules/{probe}/{release}/{module}.ko"
             files[member] = data
             parse_inputs = refs["parse"].get("inputs", {})
@@ -93,7 +126,7 @@ def write_bundle(probes: list[str], releases: list[str], out: Path) -> Path:
                 "probe": probe, "release": release,
                 "build_string": kernels.image_build_string(k),
                 "vermagic": modinfo_vermagic(ko), "module": module,
-                "path": member, "sha256": _sha256(data),
+                "path": member, "sha256": _sha256(data), "signature": signature,
                 "passes": {kind: refs[kind]["key"] for kind in refs},
             })
     manifest = {"schema": BUNDLE_SCHEMA, "stapbuild_version": stapbuild_version(),

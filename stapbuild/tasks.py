@@ -324,10 +324,14 @@ def bundle_path(probes: list[str]) -> Path:
     return store.artifacts_root() / "bundles" / ("+".join(probes) + ".stpbundle")
 
 
-def do_bundle(probes: list[str], releases: list[str], out: str) -> Optional[TaskFailed]:
-    from stapbuild.bundle import write_bundle
+def do_bundle(probes: list[str], releases: list[str], out: str,
+              sign: Optional[list[str]] = None) -> Optional[TaskFailed]:
+    from stapbuild.bundle import BundleError, write_bundle
     try:
-        path = write_bundle(probes, releases, Path(out))
+        keys = (Path(sign[0]), Path(sign[1])) if sign else None
+        path = write_bundle(probes, releases, Path(out), sign=keys)
+    except BundleError as e:
+        return TaskFailed(f"ERROR: {e}")
     except _EXPECTED as e:
         return _failed(e)
     print(f"bundle: {path} ({len(probes)} probe(s) x {len(releases)} kernel(s))")
@@ -339,7 +343,13 @@ def task_bundle() -> dict:
     probes = [p for p, _ in selected_probes()]
     releases = selected_kernels()
     out = bundle_path(probes)
-    return {"actions": [(do_bundle, [probes, releases, str(out)])],
+    # sign=KEY.pem,CERT.pem: sign every module with kbuild's sign-file.
+    sign = get_var("sign", None)
+    sign_args = [str(Path(x).resolve()) for x in sign.split(",")] if sign else None
+    if sign_args is not None and len(sign_args) != 2:
+        sys.stderr.write("ERROR: sign= takes KEY,CERT (PEM files)\n")
+        raise SystemExit(2)
+    return {"actions": [(do_bundle, [probes, releases, str(out), sign_args])],
             "task_dep": [f"compile:{_label(p, k)}" for p in probes for k in releases],
             "file_dep": [str(store.ref_path(p, k, "compile")) for p in probes for k in releases],
             "targets": [str(out)], "verbosity": 2}

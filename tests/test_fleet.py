@@ -121,3 +121,23 @@ def test_bundle_is_reproducible_across_checkouts(tmp_path):
         digests.append(hashlib.sha256(
             (artifacts / "bundles" / "iotop.stpbundle").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+@pytest.mark.kernel
+def test_signed_bundle(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-new", "-nodes", "-utf8", "-sha256", "-days", "30",
+                    "-batch", "-x509", "-subj", "/CN=stapbuild test signer/",
+                    "-outform", "PEM", "-out", str(cert), "-keyout", str(key)],
+                   check=True, capture_output=True)
+    out = tmp_path / "hz.stpbundle"
+    r = doit(["bundle", "probe=hz", "kernels=6.1,6.12", f"sign={key},{cert}", f"out={out}"],
+             tmp_path / "artifacts")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with tarfile.open(out, "r:gz") as tar:
+        manifest = bundle.read_manifest(tar)
+        for m in manifest["modules"]:
+            data = tar.extractfile(m["path"]).read()
+            assert data.endswith(b"~Module signature appended~\n")
+            assert hashlib.sha256(data).hexdigest() == m["sha256"]
+            assert m["signature"]["cert_sha256"] == bundle.cert_fingerprint(cert)
