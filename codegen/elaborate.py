@@ -78,6 +78,8 @@ def _tok(e: ast.Node) -> str:
         return f"string \"{e.value}\""
     if isinstance(e, ast.TargetSymbol):
         return f"identifier '{e.name}'"
+    if isinstance(e, ast.AtOp):
+        return f"operator '@{e.op}'"
     if isinstance(e, (ast.Binary, ast.Logical, ast.Assign, ast.Unary, ast.IncDec)):
         return f"operator '{e.op}'"
     return "token"
@@ -327,7 +329,28 @@ class Elaborator:
         else:
             raise StapError("semantic", f"unsupported statement {type(s).__name__}", s.loc)
 
+    def hist(self, h: ast.HistOp, scope: Scope) -> None:
+        """@hist_linear(x, lo, hi, width) / @hist_log(x): x is a statistic."""
+        self.stat_operand(h.operand, scope)
+        for p in h.params:
+            self.expr(p, scope, LONG)
+
     def foreach(self, s: ast.Foreach, scope: Scope) -> None:
+        if isinstance(s.array, ast.HistOp):
+            # foreach ([v =] i in @hist_*(x)): bucket indexes and counts.
+            self.hist(s.array, scope)
+            for k in s.keys:
+                k.ty = self.local(k.name, scope, LONG, k)
+                k.info = {"scope": "local"}
+            if s.value is not None:
+                s.value.ty = self.local(s.value.name, scope, LONG, s.value)
+                s.value.info = {"scope": "local"}
+            if s.limit is not None:
+                self.expr(s.limit, scope, LONG)
+            scope.loop_depth += 1
+            self.stmt(s.body, scope)
+            scope.loop_depth -= 1
+            return
         arr = self.array_of(s.array, scope, len(s.keys))
         if arr is None:
             return
@@ -440,7 +463,7 @@ class Elaborator:
         elif want is not None and self.final and e.ty is None:
             pass
         if self.final and e.ty is None and want is None and not isinstance(
-                e, (ast.Call, ast.Wildcard)):
+                e, (ast.Call, ast.Wildcard, ast.HistOp)):
             self.error("unresolved type", e)
         if want is not None and e.ty is not None and e.ty != want:
             if not (want == LONG and e.ty == STATS):
@@ -456,6 +479,14 @@ class Elaborator:
             return self.symbol(e, scope, want)
         if isinstance(e, (ast.TargetSymbol, ast.AtOp)):
             return self.target(e, scope)
+        if isinstance(e, ast.HistOp):
+            self.hist(e, scope)
+            return None
+        if isinstance(e, ast.Index) and isinstance(e.base, ast.HistOp):
+            self.hist(e.base, scope)            # @hist_*(x)[i]: a bucket's count
+            for k in e.indexes:
+                self.expr(k, scope, LONG)
+            return LONG
         if isinstance(e, ast.Index):
             g = self.array_of(e.base, scope, len(e.indexes))
             if g is None:

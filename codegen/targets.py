@@ -55,8 +55,9 @@ def _tinfo(d: Optional[dict]):  # type: ignore[no-untyped-def]
 
 def _scalar_final(t, what: str) -> dict:  # type: ignore[no-untyped-def]
     if t.kind in ("struct", "union"):
-        raise TargetError(f"{t.kind} '{t.name}' is being accessed instead of a member "
-                          f"of the {t.kind} ({what})")
+        bare = t.name.split(" ", 1)[-1]
+        raise TargetError(f"struct/union '{bare}' is being accessed instead of a member "
+                          f"of the struct/union ({what})")
     if t.kind == "float":
         raise TargetError(f"floating point value '{what}' ({t.name}) cannot be read")
     if t.kind == "void":

@@ -157,6 +157,9 @@ class TypeNav:
                 tid = btf.named.get((codes[k], bare))
                 if tid is not None:
                     return btf.type_info(tid)
+            # vmlinux BTF has every struct/union/typedef of the kernel
+            # (deduplicated): not there means not anywhere.
+            return None
         if self.vmlinux is not None and self.index is not None:
             from .dwarf_open import open_dwarf
             from .dwarf_types import type_info
