@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from .kernels import Kernel, cache_root
+from .store import atomic_write
 
 # Warnings the generated code is allowed to have: unused helpers/locals are
 # normal in generated code. Everything else is an error (-Werror) because a
@@ -152,18 +153,7 @@ def compile_module(
         raise BuildError(module_name, kernel.release, res.stdout.replace(f"{builddir}/", ""))
 
     out_ko = Path(out_ko)
-    out_ko.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_ko.name}.", dir=out_ko.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(ko, tmp)
-        os.replace(tmp, out_ko)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write(out_ko, ko.read_bytes())
     shutil.rmtree(builddir, ignore_errors=True)
     return out_ko
 

@@ -114,7 +114,7 @@ def build_cell(probe: str, script: Path, release: str) -> Cell:
         cell.build, cell.build_error = "failed", str(e)
     except (KernelNotFound, ProvisionError, OSError) as e:
         cell.build, cell.build_error = "failed", f"ERROR: {e}"
-    except Exception as e:  # noqa: BLE001 - one cell's compiler bug must not stop the matrix
+    except Exception:  # noqa: BLE001 - one cell's compiler bug must not stop the matrix
         import traceback
         cell.build = "failed"
         cell.build_error = "internal error:\n" + traceback.format_exc(limit=8)
@@ -286,21 +286,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     write the reports from cell and boot records that are already there,
     e.g. gathered from several CI jobs into one artifacts/matrix/."""
     import argparse
-    import sys
     ap = argparse.ArgumentParser(prog="python -m stapbuild.matrix")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report")
     r.add_argument("--probes", required=True)
     r.add_argument("--kernels", required=True, help="full releases, comma-separated")
     args = ap.parse_args(argv)
-    probes, releases = args.probes.split(","), args.kernels.split(",")
+    return 1 if report(args.probes.split(","), args.kernels.split(",")) else 0
+
+
+def report(probes: list[str], releases: list[str]) -> list[str]:
+    """Write the three reports, print where they are; returns failed cells."""
     paths = write_reports(probes, releases)
     cells = load_cells(probes, releases)
     bad = [c.name for c in cells if status(c) != "passed"]
     for kind, path in paths.items():
         print(f"matrix report ({kind}): {path}")
     print(f"{len(cells) - len(bad)} of {len(cells)} cells passed")
-    return 1 if bad else 0
+    return bad
 
 
 if __name__ == "__main__":

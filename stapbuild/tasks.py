@@ -15,6 +15,7 @@ functions with plain arguments, so ``doit -n N -P process`` can pickle them.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -75,19 +76,29 @@ def _failed(e: BaseException) -> TaskFailed:
 _EXPECTED = (StapError, StapErrors, kernels.KernelNotFound, kernels.ProvisionError, OSError)
 
 
+def _reported(action):
+    """A task action whose expected failures (bad scripts, unknown kernels,
+    provisioning) become a TaskFailed with SystemTap-style text instead of
+    a traceback. Keeps the name, so doit can still pickle the action."""
+    @functools.wraps(action)
+    def wrapper(*args):
+        try:
+            return action(*args)
+        except _EXPECTED as e:
+            return _failed(e)
+    return wrapper
+
+
 # ------------------------------------------------------------------ actions
+@_reported
 def prepare_kernel(release: str) -> Optional[TaskFailed]:
     from codegen.debuginfo.kernel_index import load_or_build_index
-    from stapbuild.kbuild import BuildError   # noqa: F401 - imported for symmetry
-    try:
-        kctx = passes.kernel_context(release, frozenset(kernels.ALL_PARTS))
-        load_or_build_index(kctx.kernel.vmlinux, kctx.index_file)
-        store.write_if_changed(stamp(release, "debuginfo"),
-                               (kernels.debuginfo_identity(kctx.kernel) + "\n").encode())
-        store.write_if_changed(stamp(release, "build"),
-                               (kernels.build_identity(kctx.kernel) + "\n").encode())
-    except _EXPECTED as e:
-        return _failed(e)
+    kctx = passes.kernel_context(release, frozenset(kernels.ALL_PARTS))
+    load_or_build_index(kctx.kernel.vmlinux, kctx.index_file)
+    store.write_if_changed(stamp(release, "debuginfo"),
+                           (kernels.debuginfo_identity(kctx.kernel) + "\n").encode())
+    store.write_if_changed(stamp(release, "build"),
+                           (kernels.build_identity(kctx.kernel) + "\n").encode())
     return None
 
 
@@ -98,36 +109,30 @@ def kernel_ready(release: str) -> bool:
             and stamp(release, "debuginfo").exists() and stamp(release, "build").exists())
 
 
+@_reported
 def do_parse(probe: str, script: str, release: str) -> Optional[TaskFailed]:
-    try:
-        kctx = passes.KernelContext(release, kernels.kernel_info(release))
-        path = Path(script)
-        r = passes.parse_pass(path, path.read_text(), kctx)
-        store.write_ref(probe, release, r.artifact, r.inputs, check={"catalogue": r.catalogue})
-    except _EXPECTED as e:
-        return _failed(e)
+    kctx = passes.KernelContext(release, kernels.kernel_info(release))
+    path = Path(script)
+    r = passes.parse_pass(path, path.read_text(), kctx)
+    store.write_ref(probe, release, r.artifact, r.inputs, check={"catalogue": r.catalogue})
     return None
 
 
+@_reported
 def do_elaborate(probe: str, release: str) -> Optional[TaskFailed]:
-    try:
-        parse = _input(probe, release, "parse")
-        kctx = passes.KernelContext(release, kernels.kernel_info(release))
-        r = passes.elaborate_pass(parse, kctx, stamp(release, "debuginfo").read_text().strip())
-        store.write_ref(probe, release, r.artifact, {})
-    except _EXPECTED as e:
-        return _failed(e)
+    parse = _input(probe, release, "parse")
+    kctx = passes.KernelContext(release, kernels.kernel_info(release))
+    r = passes.elaborate_pass(parse, kctx, stamp(release, "debuginfo").read_text().strip())
+    store.write_ref(probe, release, r.artifact, {})
     return None
 
 
+@_reported
 def do_translate(probe: str, release: str) -> Optional[TaskFailed]:
-    try:
-        ir = _input(probe, release, "elaborate")
-        name = passes.module_name_for(probe, ir.key)
-        r = passes.translate_pass(ir, name)
-        store.write_ref(probe, release, r.artifact, {}, {"module": name})
-    except _EXPECTED as e:
-        return _failed(e)
+    ir = _input(probe, release, "elaborate")
+    name = passes.module_name_for(probe, ir.key)
+    r = passes.translate_pass(ir, name)
+    store.write_ref(probe, release, r.artifact, {}, {"module": name})
     return None
 
 
@@ -372,16 +377,9 @@ def do_boot(probes: list[str], release: str) -> None:
 
 
 def do_report(probes: list[str], releases: list[str]) -> Optional[TaskFailed]:
-    from stapbuild.matrix import load_cells, status, write_reports
-    paths = write_reports(probes, releases)
-    cells = load_cells(probes, releases)
-    bad = [c.name for c in cells if status(c) != "passed"]
-    for kind, path in paths.items():
-        print(f"matrix report ({kind}): {path}")
-    print(f"{len(cells) - len(bad)} of {len(cells)} cells passed")
-    if bad:
-        return TaskFailed("failed cells: " + ", ".join(bad))
-    return None
+    from stapbuild.matrix import report
+    bad = report(probes, releases)
+    return TaskFailed("failed cells: " + ", ".join(bad)) if bad else None
 
 
 def task_cell() -> Iterator[dict]:
