@@ -1,10 +1,16 @@
-"""Pass 3: translation. IR (JSON) -> one C file for kbuild.
+"""Pass 3: translation. IR (JSON) -> one C file for kbuild (or gcc, -DSTP_USER).
 
 Bodies are emitted by ``BodyEmitter``: each expression becomes a C
 expression plus *prelude* statements that must run first (map lookups,
 calls, checked division...). Every temporary lives in the handler's frame in
 the per-CPU context, never on the kernel stack. The module skeleton
 (globals, frames, tables) comes from ``templates/module.c.j2``.
+
+Runtime errors follow SystemTap: before anything that can fail, the
+statement is recorded (``c->last_stmt = "operator '/' at f.stp:3:9"``), the
+error sets ``c->last_error`` and the handler unwinds to the innermost
+``catch`` or to ``out``; the probe's epilogue reports
+``ERROR: <msg> near <stmt> [(called from <call site>)...] in probe <pp>``.
 """
 from __future__ import annotations
 
@@ -17,13 +23,16 @@ import jinja2
 
 from codegen import ast
 from codegen.errors import StapError
-from codegen.formats import c_escape, to_kernel_format
+from codegen.formats import c_escape, to_runtime_format
 
 TEMPLATES = Path(__file__).parent / "templates"
 LONG, STRING, STATS = "long", "string", "stats"
 
 AGG = {None: "STP_AGG_COUNT", "count": "STP_AGG_COUNT", "sum": "STP_AGG_SUM",
-       "min": "STP_AGG_MIN", "max": "STP_AGG_MAX", "avg": "STP_AGG_AVG"}
+       "min": "STP_AGG_MIN", "max": "STP_AGG_MAX", "avg": "STP_AGG_AVG",
+       "variance": "STP_AGG_VARIANCE"}
+
+HIST_LOG_BUCKETS = 128
 
 
 def c_string(text: str) -> str:
@@ -34,6 +43,29 @@ def c_long(v: int) -> str:
     if v == -(1 << 63):
         return "(-9223372036854775807LL - 1)"
     return f"{v}LL"
+
+
+def token_text(e: ast.Node) -> str:
+    """How SystemTap prints the token of an expression in error messages."""
+    if isinstance(e, (ast.Symbol, ast.Call, ast.TargetSymbol)):
+        return f"identifier '{e.name}'"
+    if isinstance(e, ast.Index):
+        return token_text(e.base) if isinstance(e.base, ast.Symbol) else "operator '['"
+    if isinstance(e, ast.Number):
+        return f"number '{e.value}'"
+    if isinstance(e, ast.String):
+        return f"string '{e.value}'"
+    if isinstance(e, (ast.Binary, ast.Logical, ast.Assign, ast.Unary, ast.IncDec)):
+        return f"operator '{e.op}'"
+    if isinstance(e, ast.Ternary):
+        return "operator '?'"
+    if isinstance(e, ast.StatOp):
+        return f"operator '@{e.op}'"
+    if isinstance(e, ast.HistOp):
+        return f"operator '@hist_{e.kind}'"
+    if isinstance(e, ast.AtOp):
+        return f"operator '@{e.op}'"
+    return "keyword"
 
 
 @dataclass
@@ -57,8 +89,9 @@ class Frame:
     def keys(self, n: int) -> str:
         return "f->" + self.add(f"union stp_key {{}}[{max(n, 1)}];", "k")
 
-    def stat(self) -> str:
-        return "f->" + self.add("struct stp_stat {};", "st")
+    def stat(self, buckets: int = 0) -> str:
+        """A statistic with room for @buckets histogram buckets."""
+        return "f->" + self.add(f"STP_STAT_DECL({{}}, {buckets});", "st") + ".s"
 
     def map(self) -> str:
         return "f->" + self.add("struct stp_map *{};", "m")
@@ -115,9 +148,15 @@ class BodyEmitter:
     def check(self) -> None:
         self.emit(f"if (unlikely(c->last_error)) goto {self.error_labels[-1]};")
 
+    def fail(self) -> str:
+        return f"goto {self.error_labels[-1]};"
+
     def where(self, node: ast.Node, what: str) -> None:
         """Remember the statement for "ERROR: ... near <what> at FILE:L:C"."""
         self.emit(f"c->last_stmt = {c_string(f'{what} at {node.loc}')};")
+
+    def where_token(self, node: ast.Node) -> None:
+        self.where(node, token_text(node))
 
     @contextlib.contextmanager
     def captured(self) -> Iterator[list[str]]:
@@ -148,12 +187,8 @@ class BodyEmitter:
 
     def s_ExprStmt(self, s: ast.ExprStmt) -> None:
         e = s.expr
-        if isinstance(e, ast.Assign) and isinstance(e.target, (ast.Symbol,)) \
-                and e.op not in ("<<<",) and e.target.ty != STRING:
-            self.emit(f"(void){self.expr(e)};")
-            return
         value = self.expr(e)
-        if value and not value.startswith('"') and e.ty != STRING:
+        if value and value != "0" and not value.startswith('"') and e.ty != STRING:
             self.emit(f"(void)({value});")
 
     def s_If(self, s: ast.If) -> None:
@@ -164,16 +199,20 @@ class BodyEmitter:
             with self.block("else"):
                 self.stmt(s.else_)
 
-    def _loop_budget(self, body: ast.Stmt) -> None:
-        n = max(1, len(body.stmts) if isinstance(body, ast.Block) else 1)
-        self.emit(f"if (unlikely(!stp_action(c, {n}))) goto {self.error_labels[-1]};")
+    def _loop_budget(self, loop: ast.Stmt, body: ast.Stmt) -> None:
+        """Charge one iteration (and the statements it runs) against
+        MAXACTION, blaming the loop's keyword as SystemTap does."""
+        n = 1 + max(1, len(body.stmts) if isinstance(body, ast.Block) else 1)
+        with self.block(f"if (unlikely(!stp_action(c, {n})))"):
+            self.where(loop, "keyword")
+            self.emit(self.fail())
 
     def s_While(self, s: ast.While) -> None:
         brk, cont = self.new_label("break"), self.new_label("cont")
         with self.block("for (;;)"):
+            self._loop_budget(s, s.body)
             cond = self.expr(s.cond)
             self.emit(f"if (!({cond})) break;")
-            self._loop_budget(s.body)
             self.loops.append((brk, cont))
             self.stmt(s.body)
             self.loops.pop()
@@ -185,10 +224,10 @@ class BodyEmitter:
         if s.init is not None:
             self.s_ExprStmt(ast.ExprStmt(s.init, loc=s.loc))
         with self.block("for (;;)"):
+            self._loop_budget(s, s.body)
             if s.cond is not None:
                 cond = self.expr(s.cond)
                 self.emit(f"if (!({cond})) break;")
-            self._loop_budget(s.body)
             self.loops.append((brk, cont))
             self.stmt(s.body)
             self.loops.pop()
@@ -224,7 +263,7 @@ class BodyEmitter:
         self.label(catch)
         if s.var:
             self.emit(f"stp_strlcpy(f->l_{s.var}, c->last_error);")
-        self.emit("c->last_error = NULL;")
+        self.emit("stp_catch(c);")
         self.stmt(s.handler)
         self.label(end)
 
@@ -232,12 +271,14 @@ class BodyEmitter:
         t = s.target
         if isinstance(t, ast.Index):
             g = self.unit.global_(t.info["c_name"] if t.info else t.base.info["c_name"])
-            if any(isinstance(k, ast.Wildcard) for k in t.indexes):
-                raise StapError("translation", "delete with wildcards is not supported yet",
-                                t.loc, token="operator '*'")
-            keys = self.keys(t, g)
-            fn = "stp_pmap_delete" if g["type"] == STATS else "stp_map_delete"
-            self.emit(f"{fn}({g['c_name']}, {keys});")
+            keys, mask = self.keys_masked(t, g)
+            pm = g["type"] == STATS
+            if mask:
+                fn = "stp_pmap_delete_matching" if pm else "stp_map_delete_matching"
+                self.emit(f"{fn}({g['c_name']}, {keys}, {mask:#x});")
+            else:
+                fn = "stp_pmap_delete" if pm else "stp_map_delete"
+                self.emit(f"{fn}({g['c_name']}, {keys});")
             return
         assert isinstance(t, ast.Symbol)
         if t.info and t.info.get("scope") == "global":
@@ -252,50 +293,75 @@ class BodyEmitter:
             else:
                 self.emit(f"{g['c_name']} = 0;")
         else:
-            self.emit(local_init(t.name, t.ty).replace("f->", "f->"))
+            self.emit(local_init(t.name, t.ty))
 
     def s_Foreach(self, s: ast.Foreach) -> None:
+        if isinstance(s.array, ast.HistOp):
+            self._foreach_hist(s)
+            return
         g = self.unit.global_(s.array.info["c_name"])
         m = self.frame.map()
         e = self.frame.entry()
         if g["type"] == STATS:
-            self.emit(f"{m} = stp_pmap_aggregate({g['c_name']});")
+            self.where(s.array, f"identifier '{g['name']}'")
+            self.emit(f"{m} = stp_pmap_agg(c, {g['c_name']});")
+            self.emit(f"if (unlikely(!{m})) {self.fail()}")
         else:
             self.emit(f"{m} = {g['c_name']};")
-        column, direction = s.sort_column, s.sort_dir
-        if column is not None:
-            self.emit(f"stp_map_sort({m}, {column}, {direction}, {AGG[s.agg]});")
         limit = None
         if s.limit is not None:
             limit = self.frame.long()
             self.emit(f"{limit} = {self.expr(s.limit)};")
+        column, direction = s.sort_column, s.sort_dir
+        if column is not None and direction:
+            if limit is not None:
+                self.emit(f"stp_map_sortn({m}, {limit}, {column}, {direction}, {AGG[s.agg]});")
+            else:
+                self.emit(f"stp_map_sort({m}, {column}, {direction}, {AGG[s.agg]});")
+        # A slice's values are computed once, before the loop.
+        slice_vals: list[Optional[str]] = []
+        if s.slice is not None:
+            for i, x in enumerate(s.slice):
+                if isinstance(x, ast.Wildcard):
+                    slice_vals.append(None)
+                    continue
+                v = self.expr(x)
+                if g["keys"][i] == STRING:
+                    t = self.frame.string()
+                    self.emit(f"stp_strlcpy({t}, {v});")
+                else:
+                    t = self.frame.long()
+                    self.emit(f"{t} = {v};")
+                slice_vals.append(t)
         brk, cont = self.new_label("break"), self.new_label("cont")
         self.foreach_maps[g["c_name"]] = m
         self.loops.append((brk, cont))
         with self.block(f"for ({e} = stp_map_first({m}); {e}; {e} = stp_map_next({m}, {e}))"):
+            for i, v in enumerate(slice_vals):
+                if v is None:
+                    continue
+                if g["keys"][i] == STRING:
+                    self.emit(f"if (strcmp(stp_entry_key_str({m}, {e}, {i}), {v}) != 0) "
+                              f"continue;")
+                else:
+                    self.emit(f"if (stp_entry_key_long({m}, {e}, {i}) != {v}) continue;")
             if limit is not None:
                 self.emit(f"if ({limit}-- <= 0) break;")
-            self._loop_budget(s.body)
+            self._loop_budget(s, s.body)
             for i, k in enumerate(s.keys):
                 if g["keys"][i] == STRING:
                     self.emit(f"stp_strlcpy(f->l_{k.name}, stp_entry_key_str({m}, {e}, {i}));")
                 else:
                     self.emit(f"f->l_{k.name} = stp_entry_key_long({m}, {e}, {i});")
-            if s.slice is not None:
-                for i, x in enumerate(s.slice):
-                    if isinstance(x, ast.Wildcard):
-                        continue
-                    v = self.expr(x)
-                    if g["keys"][i] == STRING:
-                        self.emit(f"if (strcmp(f->l_{s.keys[i].name}, {v}) != 0) goto {cont};")
-                    else:
-                        self.emit(f"if (f->l_{s.keys[i].name} != {v}) goto {cont};")
             if s.value is not None:
                 if g["type"] == STRING:
                     self.emit(f"stp_strlcpy(f->l_{s.value.name}, stp_entry_str({m}, {e}));")
                 elif g["type"] == STATS:
+                    self.where(s.value, f"identifier '{s.value.name}'")
                     self.emit(f"f->l_{s.value.name} = stp_stat_extract(c, "
+                              f"{self.unit.stat_spec(g['c_name'])}, "
                               f"stp_entry_stat({m}, {e}), {AGG[s.agg]});")
+                    self.check()
                 else:
                     self.emit(f"f->l_{s.value.name} = stp_entry_long({m}, {e});")
             self.stmt(s.body)
@@ -303,6 +369,30 @@ class BodyEmitter:
         self.label(brk)
         self.loops.pop()
         del self.foreach_maps[g["c_name"]]
+
+    def _foreach_hist(self, s: ast.Foreach) -> None:
+        """foreach (i in @hist_*(x)): every bucket index, in order."""
+        h = s.array
+        assert isinstance(h, ast.HistOp)
+        st, spec, nb = self.hist_stat(h)
+        i = self.frame.long()
+        limit = None
+        if s.limit is not None:
+            limit = self.frame.long()
+            self.emit(f"{limit} = {self.expr(s.limit)};")
+        brk, cont = self.new_label("break"), self.new_label("cont")
+        self.loops.append((brk, cont))
+        with self.block(f"for ({i} = 0; {i} < {nb}; {i}++)"):
+            if limit is not None:
+                self.emit(f"if ({limit}-- <= 0) break;")
+            self._loop_budget(s, s.body)
+            self.emit(f"f->l_{s.keys[0].name} = {i};")
+            if s.value is not None:
+                self.emit(f"f->l_{s.value.name} = {st}.hist[{i}];")
+            self.stmt(s.body)
+            self.label(cont)
+        self.label(brk)
+        self.loops.pop()
 
     # -- expressions --------------------------------------------------------
     def expr(self, e: ast.Expr) -> str:
@@ -332,19 +422,35 @@ class BodyEmitter:
         return emit_target(self, e)
 
     def keys(self, idx: ast.Index, g: dict) -> str:
-        vals = [self.expr(k) for k in idx.indexes]
+        keys, mask = self.keys_masked(idx, g)
+        assert not mask
+        return keys
+
+    def keys_masked(self, idx: ast.Index, g: dict) -> tuple[str, int]:
+        """The key array of an index, and a bit mask of its "*" columns."""
+        vals = [None if isinstance(k, ast.Wildcard) else self.expr(k) for k in idx.indexes]
         k = self.frame.keys(len(vals))
+        mask = 0
         for i, v in enumerate(vals):
+            if v is None:
+                mask |= 1 << i
+                self.emit(f"{k}[{i}].n = 0;")
+                continue
             member = "s" if g["keys"][i] == STRING else "n"
             self.emit(f"{k}[{i}].{member} = {v};")
-        return k
+        return k, mask
 
-    def stats_map(self, g: dict) -> str:
-        """The aggregated map of a per-CPU statistics array."""
-        m = self.foreach_maps.get(g["c_name"])
-        return m if m is not None else f"stp_pmap_aggregate({g['c_name']})"
+    def stats_map(self, g: dict) -> Optional[str]:
+        """The aggregated map of a per-CPU statistics array being iterated."""
+        return self.foreach_maps.get(g["c_name"])
+
+    def where_array(self, idx: ast.Expr) -> None:
+        base = idx.base if isinstance(idx, ast.Index) else idx
+        self.where(base, token_text(base))
 
     def e_Index(self, e: ast.Index) -> str:
+        if isinstance(e.base, ast.HistOp):
+            return self._hist_bucket(e)
         g = self.unit.global_(e.info["c_name"])
         k = self.keys(e, g)
         if g["type"] == STRING:
@@ -360,28 +466,72 @@ class BodyEmitter:
 
     def e_InArray(self, e: ast.InArray) -> str:
         g = self.unit.global_(e.array.info["c_name"])
-        k = self.keys(ast.Index(e.array, e.keys, loc=e.loc), g)
-        m = self.stats_map(g) if g["type"] == STATS else g["c_name"]
+        k, mask = self.keys_masked(ast.Index(e.array, e.keys, loc=e.loc), g)
+        if g["type"] == STATS:
+            m = self.stats_map(g)
+            if m is None:
+                fn = "stp_pmap_exists_matching" if mask else "stp_pmap_exists"
+                return (f"((stp_long){fn}({g['c_name']}, {k}"
+                        + (f", {mask:#x}))" if mask else "))"))
+        else:
+            m = g["c_name"]
+        if mask:
+            return f"((stp_long)stp_map_exists_matching({m}, {k}, {mask:#x}))"
         return f"((stp_long)stp_map_exists({m}, {k}))"
 
-    def e_StatOp(self, e: ast.StatOp) -> str:
-        st = self.frame.stat()
-        x = e.operand
+    def stat_of(self, x: ast.Expr) -> tuple[str, str]:
+        """Read the statistic @x (a global or an element) into a frame
+        temporary: (the temporary, its stat spec)."""
         if isinstance(x, ast.Index):
             g = self.unit.global_(x.info["c_name"])
-            k = self.keys(x, g)
-            self.emit(f"stp_map_get_stat({self.stats_map(g)}, {k}, &{st});")
         else:
-            self.emit(f"stp_pstat_get({x.info['c_name']}, &{st});")
+            g = self.unit.global_(x.info["c_name"])
+        spec = self.unit.stat_spec(g["c_name"])
+        st = self.frame.stat(self.unit.buckets(g["c_name"]))
+        if isinstance(x, ast.Index):
+            k = self.keys(x, g)
+            m = self.stats_map(g)
+            if m is not None:
+                self.emit(f"stp_map_get_stat({m}, {k}, &{st});")
+            else:
+                self.emit(f"stp_pmap_get_stat({g['c_name']}, {k}, &{st});")
+        else:
+            self.emit(f"stp_pstat_get({g['c_name']}, &{st});")
+        return st, spec
+
+    def e_StatOp(self, e: ast.StatOp) -> str:
+        st, spec = self.stat_of(e.operand)
         if e.op == "count":
             return f"{st}.count"
         if e.op not in AGG:
             raise StapError("translation", f"@{e.op} is not supported yet", e.loc)
         t = self.frame.long()
         self.where(e, f"operator '@{e.op}'")
-        self.emit(f"{t} = stp_stat_extract(c, &{st}, {AGG[e.op]});")
+        self.emit(f"{t} = stp_stat_extract(c, {spec}, &{st}, {AGG[e.op]});")
         self.check()
         return t
+
+    def hist_stat(self, h: ast.HistOp) -> tuple[str, str, int]:
+        st, spec = self.stat_of(h.operand)
+        c_name = h.operand.info["c_name"]
+        return st, spec, self.unit.buckets(c_name)
+
+    def _hist_bucket(self, e: ast.Index) -> str:
+        h = e.base
+        assert isinstance(h, ast.HistOp)
+        st, spec, nb = self.hist_stat(h)
+        i = self.expr(e.indexes[0])
+        t = self.frame.long()
+        self.where(e, "operator '['")
+        self.emit(f"{t} = stp_stat_bucket(c, {spec}, &{st}, {i});")
+        self.check()
+        return t
+
+    def print_hist(self, h: ast.HistOp) -> None:
+        st, spec, _ = self.hist_stat(h)
+        self.where(h, f"operator '@hist_{h.kind}'")
+        self.emit(f"stp_stat_print_histogram(c, {spec}, &{st});")
+        self.check()
 
     def e_Binary(self, e: ast.Binary) -> str:
         if e.op == ".":
@@ -392,8 +542,7 @@ class BodyEmitter:
             self.emit(f"stp_strlcat({t}, {b});")
             return t
         if e.op in ("=~", "!~"):
-            raise StapError("translation", "regular expressions are not supported yet",
-                            e.loc, token=f"operator '{e.op}'")
+            return self.regex(e)
         a = self.expr(e.left)
         b = self.expr(e.right)
         if e.op in ("<", ">", "<=", ">=", "==", "!="):
@@ -410,10 +559,26 @@ class BodyEmitter:
         if e.op == "<<":
             return f"((stp_long)((u64)({a}) << (({b}) & 63)))"
         if e.op == ">>":
-            return f"(({a}) >> (({b}) & 63))"
+            return f"((stp_long)({a}) >> (({b}) & 63))"
         if e.op == ">>>":
             return f"((stp_long)((u64)({a}) >> (({b}) & 63)))"
-        return f"(({a}) {e.op} ({b}))"
+        if e.op in ("+", "-", "*"):
+            # Through u64: the wrap is defined, and gcc does not warn when
+            # constants overflow.
+            return f"((stp_long)((u64)({a}) {e.op} (u64)({b})))"
+        return f"((stp_long)({a}) {e.op} (stp_long)({b}))"
+
+    def regex(self, e: ast.Binary) -> str:
+        from codegen.regex_dfa import RegexError
+        assert isinstance(e.right, ast.String)
+        try:
+            rx = self.unit.regex(e.right.value)
+        except RegexError as err:
+            raise StapError("semantic", f"regex compilation error: {err}", e.right.loc,
+                            token=f"string '{e.right.value}'") from None
+        s = self.expr(e.left)
+        r = f"((stp_long)stp_regex_match(c, &{rx}, {s}))"
+        return r if e.op == "=~" else f"((stp_long)!{r})"
 
     def e_Logical(self, e: ast.Logical) -> str:
         a = self.expr(e.left)
@@ -431,7 +596,13 @@ class BodyEmitter:
 
     def e_Unary(self, e: ast.Unary) -> str:
         a = self.expr(e.operand)
-        return f"({e.op}({a}))" if e.op != "+" else a
+        if e.op == "+":
+            return a
+        if e.op == "!":
+            return f"((stp_long)!({a}))"
+        if e.op == "-":
+            return f"((stp_long)(0 - (u64)({a})))"
+        return f"((stp_long){e.op}({a}))"
 
     def e_Ternary(self, e: ast.Ternary) -> str:
         cond = self.expr(e.cond)
@@ -439,7 +610,7 @@ class BodyEmitter:
             a = self.expr(e.then)
         with self.captured() as pre_b:
             b = self.expr(e.else_)
-        if not pre_a and not pre_b:
+        if not pre_a and not pre_b and e.ty != STRING:
             return f"(({cond}) ? ({a}) : ({b}))"
         t = self.frame.string() if e.ty == STRING else self.frame.long()
         assign = (lambda v: f"stp_strlcpy({t}, {v});") if e.ty == STRING \
@@ -461,17 +632,24 @@ class BodyEmitter:
         op = e.op
         target = self._scalar_target(e.operand)
         if target is not None:
-            return f"({op}{target})" if e.prefix else f"({target}{op})"
+            # Through u64: wraps like the kernel's -fno-strict-overflow.
+            t = self.frame.long()
+            if e.prefix:
+                self.emit(f"{target} = (stp_long)((u64){target} {op[0]} 1);")
+                self.emit(f"{t} = {target};")
+            else:
+                self.emit(f"{t} = {target};")
+                self.emit(f"{target} = (stp_long)((u64){target} {op[0]} 1);")
+            return t
         idx = e.operand
         assert isinstance(idx, ast.Index)
         g = self.unit.global_(idx.info["c_name"])
         k = self.keys(idx, g)
         old, new = self.frame.long(), self.frame.long()
         self.emit(f"{old} = stp_map_get_long({g['c_name']}, {k});")
-        self.emit(f"{new} = {old} {op[0]} 1;")
-        self.where(e, f"operator '{op}'")
-        self.emit(f"if (!stp_map_set_long(c, {g['c_name']}, {k}, {new})) "
-                  f"goto {self.error_labels[-1]};")
+        self.emit(f"{new} = (stp_long)((u64){old} {op[0]} 1);")
+        self.where_array(idx)
+        self.emit(f"if (!stp_map_set_long(c, {g['c_name']}, {k}, {new})) {self.fail()}")
         return new if e.prefix else old
 
     def e_Assign(self, e: ast.Assign) -> str:
@@ -481,33 +659,44 @@ class BodyEmitter:
             if isinstance(t, ast.Index):
                 g = self.unit.global_(t.info["c_name"])
                 k = self.keys(t, g)
-                self.where(e, "operator '<<<'")
-                self.emit(f"if (!stp_pmap_add(c, {g['c_name']}, {k}, {v})) "
-                          f"goto {self.error_labels[-1]};")
+                self.where_array(t)
+                self.emit(f"if (!stp_pmap_add(c, {g['c_name']}, {k}, {v})) {self.fail()}")
             else:
                 self.emit(f"stp_pstat_add({t.info['c_name']}, {v});")
             return v
         if isinstance(e.target, ast.Index):
             return self._assign_element(e)
         target = self._scalar_target(e.target)
-        assert target is not None
+        assert target is not None, e.target
         if e.target.ty == STRING:
             v = self.expr(e.value)
             fn = "stp_strlcat" if e.op == ".=" else "stp_strlcpy"
             self.emit(f"{fn}({target}, {v});")
             return target
         v = self.expr(e.value)
-        if e.op in ("/=", "%="):
-            self.where(e, f"operator '{e.op}'")
-            fn = "stp_div" if e.op == "/=" else "stp_mod"
-            self.emit(f"{target} = {fn}(c, {target}, {v});")
-            self.check()
+        if e.op == "=":
+            self.emit(f"{target} = {v};")
             return target
-        if e.op in ("<<=", ">>="):
-            shift = "<<" if e.op == "<<=" else ">>"
-            return f"({target} = (stp_long)((u64){target} {shift} (({v}) & 63)))" \
-                if shift == "<<" else f"({target} = {target} >> (({v}) & 63))"
-        return f"({target} {e.op} {v})"
+        op = e.op[:-1]
+        self.emit(f"{target} = {self._binop(e, op, target, v)};")
+        return target
+
+    def _binop(self, e: ast.Assign, op: str, a: str, b: str) -> str:
+        """a op b for a compound assignment (b already evaluated)."""
+        if op in ("/", "%"):
+            # SystemTap blames the right-hand side: "near number '0' at ...".
+            t = self.frame.long()
+            self.where_token(e.value)
+            self.emit(f"{t} = {'stp_div' if op == '/' else 'stp_mod'}(c, {a}, {b});")
+            self.check()
+            return t
+        if op == "<<":
+            return f"(stp_long)((u64){a} << (({b}) & 63))"
+        if op == ">>":
+            return f"((stp_long){a} >> (({b}) & 63))"
+        if op in ("+", "-", "*"):
+            return f"(stp_long)((u64){a} {op} (u64)({b}))"
+        return f"((stp_long){a} {op} (stp_long)({b}))"
 
     def _assign_element(self, e: ast.Assign) -> str:
         idx = e.target
@@ -522,33 +711,23 @@ class BodyEmitter:
                 self.emit(f"stp_map_get_str({name}, {k}, {t});")
                 self.emit(f"stp_strlcat({t}, {v});")
                 v = t
-            self.where(e, f"operator '{e.op}'")
-            self.emit(f"if (!stp_map_set_str(c, {name}, {k}, {v})) "
-                      f"goto {self.error_labels[-1]};")
+            elif not v.startswith("f->"):
+                t = self.frame.string()
+                self.emit(f"stp_strlcpy({t}, {v});")
+                v = t
+            self.where_array(idx)
+            self.emit(f"if (!stp_map_set_str(c, {name}, {k}, {v})) {self.fail()}")
             return v
+        t = self.frame.long()
         if e.op != "=":
             old = self.frame.long()
             self.emit(f"{old} = stp_map_get_long({name}, {k});")
-            op = e.op[:-1]
-            t = self.frame.long()
-            if op in ("/", "%"):
-                self.where(e, f"operator '{e.op}'")
-                self.emit(f"{t} = {'stp_div' if op == '/' else 'stp_mod'}(c, {old}, {v});")
-                self.check()
-            elif op == "<<":
-                self.emit(f"{t} = (stp_long)((u64){old} << (({v}) & 63));")
-            elif op == ">>":
-                self.emit(f"{t} = {old} >> (({v}) & 63);")
-            else:
-                self.emit(f"{t} = {old} {op} ({v});")
-            v = t
+            self.emit(f"{t} = {self._binop(e, e.op[:-1], old, v)};")
         else:
-            t = self.frame.long()
             self.emit(f"{t} = {v};")
-            v = t
-        self.where(e, f"operator '{e.op}'")
-        self.emit(f"if (!stp_map_set_long(c, {name}, {k}, {v})) goto {self.error_labels[-1]};")
-        return v
+        self.where_array(idx)
+        self.emit(f"if (!stp_map_set_long(c, {name}, {k}, {t})) {self.fail()}")
+        return t
 
     def e_Call(self, e: ast.Call) -> str:
         if e.info and "fn" in e.info:
@@ -558,13 +737,18 @@ class BodyEmitter:
     def user_call(self, e: ast.Call) -> str:
         fn = self.unit.function(e.info["fn"])
         values = [self.expr(a) for a in e.args]
+        self.where(e, f"identifier '{e.name}'")
+        # The callee's frame is the next one: check the depth before
+        # writing its parameters there.
+        with self.block("if (unlikely(c->nesting + 1 > MAXNESTING))"):
+            self.emit('STP_ERROR(c, "MAXNESTING exceeded");')
+            self.emit(self.fail())
         frame = f"STPG_FRAME(c, c->nesting + 1, {fn['c_name']})"
         for p, v in zip(fn["params"], values):
             if p["type"] == STRING:
                 self.emit(f"stp_strlcpy({frame}->l_{p['name']}, {v});")
             else:
                 self.emit(f"{frame}->l_{p['name']} = {v};")
-        self.where(e, f"identifier '{e.name}'")
         self.emit(f"{fn['c_name']}(c);")
         self.check()
         ret = fn["return_type"]
@@ -579,51 +763,73 @@ class BodyEmitter:
         return "0"
 
     def print_call(self, e: ast.Call) -> str:
+        """The print family, all through SystemTap's formatter."""
         name = e.name
         to_string = name.startswith("s")
         base = name[1:] if to_string else name
-        out = self.frame.string() if to_string else None
-        if out is not None:
-            self.emit(f"{out}[0] = '\\0';")
         if base == "printf":
-            fmt, kinds = to_kernel_format(e.args[0].value)
-            args = [self.expr(a) for a in e.args[1:]]
-            cargs = []
-            for kind, a in zip(kinds, args):
-                cargs.append(f"(int)({a})" if kind == "int" else
-                             f"(long long)({a})" if kind == "ll" else a)
-            tail = "".join(", " + a for a in cargs)
-            if out is not None:
-                self.emit(f"snprintf({out}, MAXSTRINGLEN, \"{fmt}\"{tail});")
-            else:
-                self.emit(f"stp_printf(c, \"{fmt}\"{tail});")
-            return out or "0"
-        delim = None
-        args = e.args
-        if base in ("printd", "printdln"):
-            delim = self.expr(args[0])
-            args = args[1:]
-        values = [(self.expr(a), a.ty) for a in args]
-        for i, (v, ty) in enumerate(values):
-            if i and delim is not None:
-                self._put(out, delim, STRING)
-            self._put(out, v, ty)
-        if base.endswith("ln"):
-            self._put(out, '"\\n"', STRING)
-        return out or "0"
-
-    def _put(self, out: Optional[str], v: str, ty: Optional[str]) -> None:
-        if out is None:
-            if ty == STRING:
-                self.emit(f"stp_print_str(c, {v});")
-            else:
-                self.emit(f"stp_print_long(c, {v});")
-        elif ty == STRING:
-            self.emit(f"stp_strlcat({out}, {v});")
+            fmt, kinds = to_runtime_format(e.args[0].value)
+            args = e.args[1:]
         else:
-            t = self.frame.string()
-            self.emit(f"snprintf({t}, MAXSTRINGLEN, \"%lld\", (long long)({v}));")
-            self.emit(f"stp_strlcat({out}, {t});")
+            args = list(e.args)
+            delim = ""
+            if base in ("printd", "printdln"):
+                delim = c_escape(args[0].value).replace("%", "%%")
+                args = args[1:]
+            if base in ("print", "println") and any(isinstance(a, ast.HistOp) for a in args):
+                for a in args:
+                    if isinstance(a, ast.HistOp):
+                        self.print_hist(a)
+                    else:
+                        self._print_values(e, [a], "", False, None)
+                if base.endswith("ln"):
+                    self.emit('stp_print_str(c, "\\n");')
+                return "0"
+            return self._print_values(e, args, delim, base.endswith("ln"), to_string)
+        values = [self.expr(a) for a in args]
+        cargs = []
+        for kind, v in zip(kinds, values):
+            cargs.append(f"(int)({v})" if kind == "int" else
+                         f"(long long)({v})" if kind == "ll" else v)
+        return self._emit_format(e, fmt, cargs, to_string,
+                                 any(p in e.args[0].value for p in ("m", "M")))
+
+    def _print_values(self, e: ast.Call, args: list[ast.Expr], delim: str, newline: bool,
+                      to_string: Optional[bool]) -> str:
+        values = [(self.expr(a), a.ty) for a in args]
+        parts: list[str] = []
+        cargs: list[str] = []
+        for v, ty in values:
+            if ty == STRING:
+                parts.append("%s")
+                cargs.append(v)
+            else:
+                parts.append("%lld")
+                cargs.append(f"(long long)({v})")
+        fmt = delim.join(parts) + ("\\n" if newline else "")
+        if not to_string and len(values) == 1 and values[0][1] == STRING and not newline:
+            self.emit(f"stp_print_str(c, {values[0][0]});")
+            return "0"
+        return self._emit_format(e, fmt, cargs, bool(to_string), False)
+
+    def _emit_format(self, e: ast.Call, fmt: str, cargs: list[str], to_string: bool,
+                     may_fault: bool) -> str:
+        tail = "".join(", " + a for a in cargs)
+        if may_fault:
+            self.where(e, f"identifier '{e.name}'")
+        if to_string:
+            out = self.frame.string()
+            self.emit(f"stp_csprintf(c, {out}, \"{fmt}\"{tail});")
+            if may_fault:
+                self.check()
+            return out
+        if fmt and not cargs and "%" not in fmt:
+            self.emit(f"stp_print_str(c, \"{fmt}\");")
+        elif fmt:
+            self.emit(f"stp_printf(c, \"{fmt}\"{tail});")
+        if may_fault:
+            self.check()
+        return "0"
 
 
 class Translator:
@@ -632,12 +838,128 @@ class Translator:
         self.module_name = module_name
         self._globals = {g["c_name"]: g for g in ir["globals"]}
         self._functions = {f["c_name"]: f for f in ir["functions"]}
+        self.stat_specs = self._collect_stat_specs()
+        self.regexes: dict[str, str] = {}       # pattern -> C name
+        self.regex_tables: list[str] = []       # C definitions
 
     def global_(self, c_name: str) -> dict:
         return self._globals[c_name]
 
     def function(self, c_name: str) -> dict:
         return self._functions[c_name]
+
+    # -- statistics: which globals keep a histogram or a variance ------------
+    def _bodies(self) -> Iterator[ast.Node]:
+        for fn in self.ir["functions"]:
+            if fn["body"] is not None:
+                yield ast.from_json(fn["body"])
+        for p in self.ir["probes"]:
+            yield ast.from_json(p["body"])
+            if p["condition"] is not None:
+                yield ast.from_json(p["condition"])
+
+    def _collect_stat_specs(self) -> dict[str, dict]:
+        from codegen.link import walk
+        specs: dict[str, dict] = {}
+        for body in self._bodies():
+            for n in walk(body):
+                if isinstance(n, ast.HistOp):
+                    c_name = n.operand.info["c_name"]
+                    if n.kind == "linear":
+                        vals = []
+                        for p in n.params:
+                            if not isinstance(p, ast.Number):
+                                raise StapError("semantic", "histogram parameters must be "
+                                                "literal numbers", p.loc, token=token_text(p))
+                            vals.append(p.value)
+                        lo, hi, width = vals
+                        if width <= 0:
+                            raise StapError("semantic", "histogram bucket width must be "
+                                            "positive", n.params[2].loc,
+                                            token=token_text(n.params[2]))
+                        if hi <= lo:
+                            raise StapError("semantic", "histogram end must be greater than "
+                                            "its start", n.params[1].loc,
+                                            token=token_text(n.params[1]))
+                        buckets = (hi - lo) // width + 3
+                        if buckets > 258:
+                            raise StapError("semantic", "too many histogram buckets "
+                                            f"({buckets - 2})", n.loc, token=token_text(n))
+                        hist = {"type": "STP_HIST_LINEAR", "start": lo, "interval": width,
+                                "buckets": buckets}
+                    else:
+                        hist = {"type": "STP_HIST_LOG", "start": 0, "interval": 0,
+                                "buckets": HIST_LOG_BUCKETS}
+                    spec = specs.setdefault(c_name, {"hist": None, "variance": False,
+                                                     "shift": 0})
+                    if spec["hist"] is not None and spec["hist"] != hist:
+                        raise StapError("semantic", "multiple histogram types declared on "
+                                        "the same global", n.loc, token=token_text(n))
+                    spec["hist"] = hist
+                elif isinstance(n, ast.StatOp) and n.op == "variance":
+                    c_name = n.operand.info["c_name"]
+                    spec = specs.setdefault(c_name, {"hist": None, "variance": False,
+                                                     "shift": 0})
+                    spec["variance"] = True
+                    if n.args:
+                        a = n.args[0]
+                        if not isinstance(a, ast.Number) or not 0 <= a.value <= 62:
+                            raise StapError("semantic", "the @variance shift must be a "
+                                            "literal number between 0 and 62", a.loc,
+                                            token=token_text(a))
+                        spec["shift"] = a.value
+                elif isinstance(n, ast.Foreach) and not isinstance(n.array, ast.HistOp) \
+                        and n.agg == "variance":
+                    c_name = n.array.info["c_name"]
+                    specs.setdefault(c_name, {"hist": None, "variance": False,
+                                              "shift": 0})["variance"] = True
+        return specs
+
+    def stat_spec(self, c_name: str) -> str:
+        return f"&stpg_stat_{c_name}" if c_name in self.stat_specs else "NULL"
+
+    def buckets(self, c_name: str) -> int:
+        spec = self.stat_specs.get(c_name)
+        return spec["hist"]["buckets"] if spec and spec["hist"] else 0
+
+    # -- regular expressions ---------------------------------------------------
+    def regex(self, pattern: str) -> str:
+        name = self.regexes.get(pattern)
+        if name is None:
+            from codegen.regex_dfa import compile_regex, emit_c
+            name = f"stpg_re_{len(self.regexes)}"
+            self.regex_tables.append(emit_c(compile_regex(pattern), name, pattern))
+            self.regexes[pattern] = name
+        return name
+
+    # -- MAXNESTING: the deepest call chain, +10 with recursion --------------
+    def max_nesting(self) -> int:
+        from codegen.link import walk
+        calls: dict[Optional[str], set[str]] = {}
+        for fn in self.ir["functions"]:
+            body = ast.from_json(fn["body"]) if fn["body"] is not None else None
+            calls[fn["c_name"]] = {n.info["fn"] for n in walk(body) if isinstance(n, ast.Call)
+                                   and n.info and "fn" in n.info} if body is not None else set()
+        roots: set[str] = set()
+        for body in self._bodies():
+            roots |= {n.info["fn"] for n in walk(body) if isinstance(n, ast.Call)
+                      and n.info and "fn" in n.info}
+        recursive = False
+        memo: dict[str, int] = {}
+
+        def depth(c: str, stack: tuple[str, ...]) -> int:
+            nonlocal recursive
+            if c in stack:
+                recursive = True
+                return 0
+            if c in memo:
+                return memo[c]
+            d = 1 + max((depth(x, stack + (c,)) for x in calls.get(c, ())), default=0)
+            memo[c] = d
+            return d
+
+        deepest = max((depth(r, ()) for r in roots), default=0)
+        return deepest + (10 if recursive else 0)
 
     def body(self, node: dict, locals_: list[dict], is_function: bool,
              ret: Optional[str] = None, params: list[dict] = ()) -> tuple[list[str], list[str]]:
@@ -691,7 +1013,9 @@ class Translator:
             begin=self._ordered("begin"), end=self._ordered("end"),
             error=self._ordered("error"),
             kprobes=[p for p in ir["probes"] if p["family"] == "kprobe"],
-            timers=[p for p in ir["probes"] if p["family"] == "timer"])
+            timers=[p for p in ir["probes"] if p["family"] == "timer"],
+            stat_specs=self.stat_specs, max_nesting=self.max_nesting(),
+            regex_tables=self.regex_tables)
 
     def _ordered(self, family: str) -> list[dict]:
         ps = [p for p in self.ir["probes"] if p["family"] == family]

@@ -7,7 +7,9 @@
 #ifndef STP_ARITH_H
 #define STP_ARITH_H
 
+#ifndef STP_USER
 #include <linux/math64.h>
+#endif
 
 static __maybe_unused stp_long stp_div(struct stp_context *c, stp_long a,
 				       stp_long b)

@@ -11,8 +11,10 @@
 #ifndef STP_CONTEXT_H
 #define STP_CONTEXT_H
 
+#ifndef STP_USER
 #include <linux/delay.h>
 #include <linux/preempt.h>
+#endif
 
 static struct stp_context **stp_contexts;	/* nr_cpu_ids slots */
 static atomic_t stp_skip_reported = ATOMIC_INIT(0);
@@ -114,6 +116,7 @@ stp_probe_enter(const struct stp_probe_desc *p, int required_state,
 	c->last_error = NULL;
 	c->last_stmt = NULL;
 	c->nesting = 0;
+	c->error_depth = 0;
 	c->actionremaining = MAXACTION_INTERRUPTIBLE;
 	c->out.len = 0;
 	return c;

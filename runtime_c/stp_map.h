@@ -11,16 +11,25 @@
  *
  * Each entry is a fixed-size slot: a header, then the keys (8 bytes for a
  * long, MAXSTRINGLEN for a string, stored inline), then the value.
+ *
+ * Order is SystemTap's: one list, new entries at its tail; a sort reorders
+ * that list in place and the order persists (a later sort starts from it,
+ * new entries still go to the tail); a full "%" array replaces the entry at
+ * the head of the list. Sorting is SystemTap's too: a stable merge sort,
+ * or, for "limit N" with N <= 30, its partial bubble/insertion sort that
+ * only puts the first N in order (ties then come out as SystemTap's do).
  */
 #ifndef STP_MAP_H
 #define STP_MAP_H
 
+#ifndef STP_USER
 #include <linux/jhash.h>
 #include <linux/list.h>
 #include <linux/list_sort.h>
 #include <linux/log2.h>
 #include <linux/vmalloc.h>
 #include <linux/slab.h>
+#endif
 
 #define STP_MAX_KEYS 9
 
@@ -37,6 +46,7 @@ struct stp_map_spec {
 	u8 value_type;
 	u32 max_entries;	/* 0 = MAXMAPENTRIES */
 	bool wrap;		/* "%" arrays: full -> replace the oldest */
+	const struct stp_stat_spec *stat;	/* statistics: histogram etc. */
 };
 
 union stp_key {
@@ -47,7 +57,6 @@ union stp_key {
 struct stp_map_entry {
 	struct hlist_node hnode;	/* hash bucket */
 	struct list_head lnode;		/* iteration order, or the free list */
-	struct list_head inode;		/* insertion order (wrap, unsorted) */
 	u32 hash;
 	u64 data[];			/* keys, then the value */
 };
@@ -58,7 +67,7 @@ struct stp_map {
 	u8 key_types[STP_MAX_KEYS];
 	u8 vtype;
 	bool wrap;
-	bool sorted;			/* order differs from insertion order */
+	const struct stp_stat_spec *stat;
 	u32 declared;			/* declared size, 0 = MAXMAPENTRIES */
 	u32 capacity;
 	u32 key_off[STP_MAX_KEYS];
@@ -68,7 +77,6 @@ struct stp_map {
 	u32 nbuckets;			/* power of two */
 	struct hlist_head *buckets;
 	struct list_head order;		/* via lnode */
-	struct list_head ins;		/* via inode */
 	struct list_head free;		/* via lnode */
 	int size;
 	void *pool;
@@ -96,13 +104,13 @@ static inline void *stp_eval(struct stp_map *m, struct stp_map_entry *e)
 	return stp_edata(e) + m->val_off;
 }
 
-static inline size_t stp_type_size(u8 type)
+static inline size_t stp_type_size(u8 type, const struct stp_stat_spec *sp)
 {
 	switch (type) {
 	case STP_T_STRING:
 		return ALIGN(MAXSTRINGLEN, 8);
 	case STP_T_STATS:
-		return sizeof(struct stp_stat);
+		return ALIGN(stp_stat_size(sp), 8);
 	default:
 		return sizeof(stp_long);
 	}
@@ -132,15 +140,16 @@ static __maybe_unused struct stp_map *stp_map_new(const struct stp_map_spec *spe
 	m->nkeys = spec->nkeys;
 	m->vtype = spec->value_type;
 	m->wrap = spec->wrap;
+	m->stat = spec->stat;
 	m->declared = spec->max_entries;
 	m->capacity = spec->max_entries ? spec->max_entries : MAXMAPENTRIES;
 	for (i = 0; i < m->nkeys; i++) {
 		m->key_types[i] = spec->key_types[i];
 		m->key_off[i] = off;
-		off += stp_type_size(spec->key_types[i]);
+		off += stp_type_size(spec->key_types[i], NULL);
 	}
 	m->val_off = off;
-	m->val_size = stp_type_size(m->vtype);
+	m->val_size = stp_type_size(m->vtype, m->stat);
 	off += m->val_size;
 	m->entry_size = ALIGN(sizeof(struct stp_map_entry) + off, 8);
 	m->nbuckets = roundup_pow_of_two(max_t(u32, m->capacity, 16));
@@ -151,7 +160,6 @@ static __maybe_unused struct stp_map *stp_map_new(const struct stp_map_spec *spe
 		return NULL;
 	}
 	INIT_LIST_HEAD(&m->order);
-	INIT_LIST_HEAD(&m->ins);
 	INIT_LIST_HEAD(&m->free);
 	for (i = 0; i < m->capacity; i++) {
 		struct stp_map_entry *e = m->pool + (size_t)i * m->entry_size;
@@ -180,24 +188,41 @@ static u32 stp_map_hash(struct stp_map *m, const union stp_key *k)
 	return h;
 }
 
+/* Does @e's key column @i equal @k[i]? */
+static bool stp_map_key_col_eq(struct stp_map *m, struct stp_map_entry *e,
+			       const union stp_key *k, int i)
+{
+	if (m->key_types[i] == STP_T_STRING) {
+		const char *s = k[i].s ? k[i].s : "";
+		const char *st = stp_ekey_str(m, e, i);
+		size_t n = strnlen(s, MAXSTRINGLEN - 1);
+
+		/* Keys are stored truncated, so compare truncated. */
+		return !memcmp(st, s, n) && !st[n];
+	}
+	return *stp_ekey_long(m, e, i) == k[i].n;
+}
+
 static bool stp_map_key_eq(struct stp_map *m, struct stp_map_entry *e,
 			   const union stp_key *k)
 {
 	int i;
 
-	for (i = 0; i < m->nkeys; i++) {
-		if (m->key_types[i] == STP_T_STRING) {
-			const char *s = k[i].s ? k[i].s : "";
-			const char *st = stp_ekey_str(m, e, i);
-			size_t n = strnlen(s, MAXSTRINGLEN - 1);
-
-			/* Keys are stored truncated, so compare truncated. */
-			if (memcmp(st, s, n) || st[n])
-				return false;
-		} else if (*stp_ekey_long(m, e, i) != k[i].n) {
+	for (i = 0; i < m->nkeys; i++)
+		if (!stp_map_key_col_eq(m, e, k, i))
 			return false;
-		}
-	}
+	return true;
+}
+
+/* Key columns not in @wild (bit i set: column i is "*") all match. */
+static bool stp_map_key_match(struct stp_map *m, struct stp_map_entry *e,
+			      const union stp_key *k, u32 wild)
+{
+	int i;
+
+	for (i = 0; i < m->nkeys; i++)
+		if (!(wild & (1U << i)) && !stp_map_key_col_eq(m, e, k, i))
+			return false;
 	return true;
 }
 
@@ -215,7 +240,6 @@ static struct stp_map_entry *stp_map_find(struct stp_map *m,
 static void stp_map_unlink(struct stp_map *m, struct stp_map_entry *e)
 {
 	hlist_del_init(&e->hnode);
-	list_del(&e->inode);
 	list_del(&e->lnode);
 	list_add(&e->lnode, &m->free);
 	m->size--;
@@ -229,11 +253,12 @@ static struct stp_map_entry *stp_map_insert(struct stp_map *m,
 	int i;
 
 	if (list_empty(&m->free)) {
-		if (!m->wrap || list_empty(&m->ins))
+		if (!m->wrap || list_empty(&m->order))
 			return NULL;
-		stp_map_unlink(m, list_first_entry(&m->ins,
+		/* SystemTap reuses the entry at the head of the list. */
+		stp_map_unlink(m, list_first_entry(&m->order,
 						   struct stp_map_entry,
-						   inode));
+						   lnode));
 	}
 	e = list_first_entry(&m->free, struct stp_map_entry, lnode);
 	list_del(&e->lnode);
@@ -253,7 +278,6 @@ static struct stp_map_entry *stp_map_insert(struct stp_map *m,
 	e->hash = h;
 	hlist_add_head(&e->hnode, &m->buckets[h & (m->nbuckets - 1)]);
 	list_add_tail(&e->lnode, &m->order);
-	list_add_tail(&e->inode, &m->ins);
 	m->size++;
 	return e;
 }
@@ -286,10 +310,8 @@ static __maybe_unused void stp_map_clear(struct stp_map *m)
 {
 	struct stp_map_entry *e, *tmp;
 
-	list_for_each_entry_safe(e, tmp, &m->ins, inode)
+	list_for_each_entry_safe(e, tmp, &m->order, lnode)
 		stp_map_unlink(m, e);
-	INIT_LIST_HEAD(&m->order);
-	m->sorted = false;
 	m->size = 0;
 }
 
@@ -302,6 +324,19 @@ static __maybe_unused bool stp_map_exists(struct stp_map *m,
 					  const union stp_key *k)
 {
 	return stp_map_find(m, k, stp_map_hash(m, k)) != NULL;
+}
+
+/* [k1, *, k3] in A */
+static __maybe_unused bool stp_map_exists_matching(struct stp_map *m,
+						   const union stp_key *k,
+						   u32 wild)
+{
+	struct stp_map_entry *e;
+
+	list_for_each_entry(e, &m->order, lnode)
+		if (stp_map_key_match(m, e, k, wild))
+			return true;
+	return false;
 }
 
 static __maybe_unused stp_long stp_map_get_long(struct stp_map *m,
@@ -325,6 +360,7 @@ static __maybe_unused void stp_map_get_str(struct stp_map *m,
 		stp_strlcpy(out, stp_eval(m, e));
 }
 
+/* Copy a statistic out (@out has room for the map's buckets). */
 static __maybe_unused bool stp_map_get_stat(struct stp_map *m,
 					    const union stp_key *k,
 					    struct stp_stat *out)
@@ -332,10 +368,10 @@ static __maybe_unused bool stp_map_get_stat(struct stp_map *m,
 	struct stp_map_entry *e = stp_map_find(m, k, stp_map_hash(m, k));
 
 	if (!e || m->vtype != STP_T_STATS) {
-		memset(out, 0, sizeof(*out));
+		memset(out, 0, stp_stat_size(m->stat));
 		return false;
 	}
-	*out = *(struct stp_stat *)stp_eval(m, e);
+	memcpy(out, stp_eval(m, e), stp_stat_size(m->stat));
 	return true;
 }
 
@@ -381,7 +417,7 @@ static __maybe_unused bool stp_map_add_stat(struct stp_context *c,
 	e = stp_map_get_or_add(c, m, k);
 	if (!e)
 		return false;
-	stp_stat_add(stp_eval(m, e), v);
+	stp_stat_add(m->stat, stp_eval(m, e), v);
 	return true;
 }
 
@@ -392,6 +428,18 @@ static __maybe_unused void stp_map_delete(struct stp_map *m,
 
 	if (e)
 		stp_map_unlink(m, e);
+}
+
+/* delete A[k1, *, k3] */
+static __maybe_unused void stp_map_delete_matching(struct stp_map *m,
+						   const union stp_key *k,
+						   u32 wild)
+{
+	struct stp_map_entry *e, *tmp;
+
+	list_for_each_entry_safe(e, tmp, &m->order, lnode)
+		if (stp_map_key_match(m, e, k, wild))
+			stp_map_unlink(m, e);
 }
 
 /* ---- iteration ---- */
@@ -408,13 +456,12 @@ static inline int stp_cmp_long(stp_long a, stp_long b)
 	return (a > b) - (a < b);
 }
 
-static int stp_map_cmp(void *priv, const struct list_head *la,
-		       const struct list_head *lb)
+/* > 0: @a belongs after @b in the requested order. */
+static int stp_map_cmp_entries(const struct stp_sort_ctx *x,
+			       struct stp_map_entry *a,
+			       struct stp_map_entry *b)
 {
-	const struct stp_sort_ctx *x = priv;
 	struct stp_map *m = x->m;
-	struct stp_map_entry *a = list_entry(la, struct stp_map_entry, lnode);
-	struct stp_map_entry *b = list_entry(lb, struct stp_map_entry, lnode);
 	int r;
 
 	if (x->column == 0) {
@@ -423,8 +470,8 @@ static int stp_map_cmp(void *priv, const struct list_head *la,
 			r = strcmp(stp_eval(m, a), stp_eval(m, b));
 			break;
 		case STP_T_STATS:
-			r = stp_cmp_long(stp_stat_value(stp_eval(m, a), x->agg),
-					 stp_stat_value(stp_eval(m, b), x->agg));
+			r = stp_cmp_long(stp_stat_value(m->stat, stp_eval(m, a), x->agg),
+					 stp_stat_value(m->stat, stp_eval(m, b), x->agg));
 			break;
 		default:
 			r = stp_cmp_long(*(stp_long *)stp_eval(m, a),
@@ -443,27 +490,85 @@ static int stp_map_cmp(void *priv, const struct list_head *la,
 	return x->dir < 0 ? -r : r;
 }
 
+static int stp_map_cmp(void *priv, const struct list_head *la,
+		       const struct list_head *lb)
+{
+	return stp_map_cmp_entries(priv,
+				   list_entry(la, struct stp_map_entry, lnode),
+				   list_entry(lb, struct stp_map_entry, lnode));
+}
+
 /*
- * Order the iteration list. Ties keep insertion order: the list is first
- * reset to insertion order and list_sort() is stable (and allocation-free).
+ * Sort the whole map by key @column (1-based) or by value (0), @dir +1
+ * ascending or -1 descending; statistics sort by @agg. Stable: ties keep
+ * the current order. list_sort() allocates nothing.
  */
 static __maybe_unused void stp_map_sort(struct stp_map *m, int column,
 					int dir, int agg)
 {
 	struct stp_sort_ctx x = { .m = m, .column = column, .dir = dir,
 				  .agg = agg };
-	struct stp_map_entry *e;
 
-	if (m->sorted) {
-		INIT_LIST_HEAD(&m->order);
-		list_for_each_entry(e, &m->ins, inode)
-			list_add_tail(&e->lnode, &m->order);
-		m->sorted = false;
-	}
 	if (dir == 0 || column < 0 || column > m->nkeys || m->size < 2)
 		return;
 	list_sort(&x, &m->order, stp_map_cmp);
-	m->sorted = true;
+}
+
+/*
+ * foreach (... limit n): SystemTap puts only the first n in order, with a
+ * bubble sort of the first n and an insertion pass for the rest (for
+ * 1 <= n <= 30; otherwise a full sort).
+ */
+static __maybe_unused void stp_map_sortn(struct stp_map *m, stp_long n,
+					 int column, int dir, int agg)
+{
+	struct stp_sort_ctx x = { .m = m, .column = column, .dir = dir,
+				  .agg = agg };
+	struct list_head *head = &m->order, *a, *b, *cur, *last, *next;
+	int num, swaps = 1;
+
+	if (n <= 0 || n > 30) {
+		stp_map_sort(m, column, dir, agg);
+		return;
+	}
+	if (dir == 0 || column < 0 || column > m->nkeys || list_empty(head))
+		return;
+#define STP_OUT_OF_ORDER(p, q) \
+	(stp_map_cmp_entries(&x, list_entry(p, struct stp_map_entry, lnode), \
+			     list_entry(q, struct stp_map_entry, lnode)) > 0)
+	a = head->next;
+	while (swaps) {
+		num = (int)n;
+		swaps = 0;
+		a = head->next;
+		cur = a->next->next;
+		while (a->next != head && --num > 0) {
+			b = a->next;
+			if (STP_OUT_OF_ORDER(a, b)) {
+				swaps++;
+				list_del(a);
+				list_add(a, b);		/* a now after b */
+			}
+			a = cur->prev;
+			cur = cur->next;
+		}
+	}
+	/* Everything after the first n: bring the better ones in. */
+	last = a;
+	a = a->next;
+	while (a != head) {
+		next = a->next;
+		cur = last;
+		while (cur != head && STP_OUT_OF_ORDER(cur, a))
+			cur = cur->prev;
+		if (cur != last) {
+			list_del(a);
+			list_add(a, cur);
+			last = last->prev;
+		}
+		a = next;
+	}
+#undef STP_OUT_OF_ORDER
 }
 
 static __maybe_unused struct stp_map_entry *stp_map_first(struct stp_map *m)
@@ -575,11 +680,13 @@ static __maybe_unused bool stp_pmap_add(struct stp_context *c,
 }
 
 /*
- * Merge every CPU's map into pm->agg (caller holds the write lock). Keys
- * that do not fit in the aggregate (more distinct keys over all CPUs than
- * the size limit) are left out unless the map wraps.
+ * Merge every CPU's map into pm->agg (caller holds the write lock). When
+ * the CPUs hold more distinct keys than the aggregate can (the size limit),
+ * the error is SystemTap's "aggregation overflow in NAME" and NULL is
+ * returned; without a context (c == NULL) the extra keys are left out.
  */
-static __maybe_unused struct stp_map *stp_pmap_aggregate(struct stp_pmap *pm)
+static __maybe_unused struct stp_map *stp_pmap_agg(struct stp_context *c,
+						   struct stp_pmap *pm)
 {
 	struct stp_map *agg = pm->agg;
 	union stp_key k[STP_MAX_KEYS];
@@ -590,7 +697,7 @@ static __maybe_unused struct stp_map *stp_pmap_aggregate(struct stp_pmap *pm)
 		struct stp_map *m = pm->cpu[cpu];
 		struct stp_map_entry *e, *ae;
 
-		list_for_each_entry(e, &m->ins, inode) {
+		list_for_each_entry(e, &m->order, lnode) {
 			for (i = 0; i < m->nkeys; i++) {
 				if (m->key_types[i] == STP_T_STRING)
 					k[i].s = stp_ekey_str(m, e, i);
@@ -601,12 +708,70 @@ static __maybe_unused struct stp_map *stp_pmap_aggregate(struct stp_pmap *pm)
 			ae = stp_map_find(agg, k, e->hash);
 			if (!ae)
 				ae = stp_map_insert(agg, k, e->hash);
-			if (ae)
-				stp_stat_merge(stp_eval(agg, ae),
-					       stp_eval(m, e));
+			if (!ae) {
+				if (c) {
+					STP_ERRORF(c, "aggregation overflow in %s",
+						   agg->name);
+					return NULL;
+				}
+				continue;
+			}
+			stp_stat_merge(m->stat, stp_eval(agg, ae), stp_eval(m, e));
 		}
 	}
 	return agg;
+}
+
+static __maybe_unused struct stp_map *stp_pmap_aggregate(struct stp_pmap *pm)
+{
+	return stp_pmap_agg(NULL, pm);
+}
+
+/* One key's statistic over all CPUs, without building the aggregate. */
+static __maybe_unused bool stp_pmap_get_stat(struct stp_pmap *pm,
+					     const union stp_key *k,
+					     struct stp_stat *out)
+{
+	struct stp_map *m0 = pm->cpu[0];
+	u32 h = stp_map_hash(m0, k);
+	bool found = false;
+	int cpu;
+
+	memset(out, 0, stp_stat_size(m0->stat));
+	for_each_possible_cpu(cpu) {
+		struct stp_map *m = pm->cpu[cpu];
+		struct stp_map_entry *e = stp_map_find(m, k, h);
+
+		if (e) {
+			stp_stat_merge(m->stat, out, stp_eval(m, e));
+			found = true;
+		}
+	}
+	return found;
+}
+
+static __maybe_unused bool stp_pmap_exists(struct stp_pmap *pm,
+					   const union stp_key *k)
+{
+	u32 h = stp_map_hash(pm->cpu[0], k);
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		if (stp_map_find(pm->cpu[cpu], k, h))
+			return true;
+	return false;
+}
+
+static __maybe_unused bool stp_pmap_exists_matching(struct stp_pmap *pm,
+						    const union stp_key *k,
+						    u32 wild)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		if (stp_map_exists_matching(pm->cpu[cpu], k, wild))
+			return true;
+	return false;
 }
 
 static __maybe_unused void stp_pmap_delete(struct stp_pmap *pm,
@@ -617,6 +782,17 @@ static __maybe_unused void stp_pmap_delete(struct stp_pmap *pm,
 	for_each_possible_cpu(cpu)
 		stp_map_delete(pm->cpu[cpu], k);
 	stp_map_delete(pm->agg, k);
+}
+
+static __maybe_unused void stp_pmap_delete_matching(struct stp_pmap *pm,
+						    const union stp_key *k,
+						    u32 wild)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		stp_map_delete_matching(pm->cpu[cpu], k, wild);
+	stp_map_delete_matching(pm->agg, k, wild);
 }
 
 #endif /* STP_MAP_H */

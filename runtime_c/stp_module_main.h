@@ -11,6 +11,9 @@
 #ifndef STP_MODULE_MAIN_H
 #define STP_MODULE_MAIN_H
 
+#ifdef STP_USER
+#include "user/stp_user_main.h"
+#else
 #include <linux/init.h>
 #include <linux/proc_fs.h>
 #include <linux/fs.h>
@@ -192,4 +195,5 @@ module_exit(stp_module_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("stapbuild probe module");
 
+#endif /* !STP_USER */
 #endif /* STP_MODULE_MAIN_H */

@@ -12,10 +12,12 @@
 #ifndef STP_OUTPUT_H
 #define STP_OUTPUT_H
 
+#ifndef STP_USER
 #include <linux/vmalloc.h>
 #include <linux/mutex.h>
 #include <linux/uaccess.h>
 #include <linux/smp.h>
+#endif
 
 /* Largest record we accept; the reader's bounce buffer holds at least one. */
 #define STP_MAX_RECORD (sizeof(struct stp_record_hdr) + \
@@ -163,17 +165,19 @@ static __maybe_unused void stp_print_long(struct stp_context *c, stp_long v)
 	stp_out_append(c, tmp, n);
 }
 
-static __maybe_unused __printf(2, 3)
-void stp_printf(struct stp_context *c, const char *fmt, ...)
+/* printf(): SystemTap's formatter (stp_format.h) into the print buffer. */
+static __maybe_unused void stp_printf(struct stp_context *c, const char *fmt, ...)
 {
 	size_t room = STP_PRINT_BUF_LEN - c->out.len;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(c->out.buf + c->out.len, room, fmt, ap);
+	n = stp_vformat(c, c->out.buf + c->out.len, room, fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < room) {
+	if (n < 0)
+		return;		/* a %m fault: an error, and nothing printed */
+	if ((size_t)n < room) {
 		c->out.len += n;
 		return;
 	}
@@ -185,7 +189,7 @@ void stp_printf(struct stp_context *c, const char *fmt, ...)
 	if (c->out.len) {
 		stp_print_flush(c);
 		va_start(ap, fmt);
-		n = vsnprintf(c->out.buf, STP_PRINT_BUF_LEN, fmt, ap);
+		n = stp_vformat(c, c->out.buf, STP_PRINT_BUF_LEN, fmt, ap);
 		va_end(ap);
 	}
 	if (n > 0)
@@ -239,27 +243,64 @@ static __maybe_unused __printf(1, 2) void stp_error(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Report c->last_error; needs no scratch buffer, so it cannot fail. */
+/* Append to a MAXSTRINGLEN message; false once it is full (truncated). */
+static bool stp_msg_cat(char *buf, size_t *pos, const char *s)
+{
+	size_t n;
+
+	if (*pos >= MAXSTRINGLEN - 1)
+		return false;
+	n = strnlen(s, MAXSTRINGLEN);
+	if (*pos + n > MAXSTRINGLEN - 1) {
+		memcpy(buf + *pos, s, MAXSTRINGLEN - 1 - *pos);
+		*pos = MAXSTRINGLEN - 1;
+		return false;
+	}
+	memcpy(buf + *pos, s, n);
+	*pos += n;
+	return true;
+}
+
+/*
+ * Report c->last_error as SystemTap does:
+ *   ERROR: <msg> near <stmt>[ (called from <call site>)...] in probe <pp>
+ * built in a MAXSTRINGLEN buffer (a long chain is cut there, and then the
+ * probe point is left out). The buffer is the context's own, so reporting
+ * cannot fail for lack of memory.
+ */
 static __maybe_unused void stp_softerror(struct stp_context *c)
 {
-	struct stp_frag f[5];
-	int n = 0;
+	char *buf = c->report_buffer;
+	const char *near[MAXNESTING + 2];
+	struct stp_frag f[3];
+	size_t pos = 0;
+	int i, n = 0;
+	bool full = false;
 
-	f[n].p = "ERROR: ";
-	f[n++].len = 7;
-	f[n].p = c->last_error ? c->last_error : "unknown error";
-	f[n].len = strnlen(f[n].p, MAXSTRINGLEN);
-	n++;
-	if (c->last_stmt) {
-		f[n].p = " near ";
-		f[n++].len = 6;
-		f[n].p = c->last_stmt;
-		f[n].len = strnlen(f[n].p, MAXSTRINGLEN);
-		n++;
+	if (c->last_stmt)
+		near[n++] = c->last_stmt;
+	for (i = min(c->error_depth, MAXNESTING) - 1; i >= 0; i--)
+		if (c->call_site[i])
+			near[n++] = c->call_site[i];
+	full = !stp_msg_cat(buf, &pos, c->last_error ? c->last_error : "unknown error");
+	for (i = 0; i < n && !full; i++) {
+		full = !stp_msg_cat(buf, &pos, i == 0 ? " near " : " (called from ");
+		if (!full)
+			full = !stp_msg_cat(buf, &pos, near[i]);
+		if (!full && i > 0)
+			full = !stp_msg_cat(buf, &pos, ")");
 	}
-	f[n].p = "\n";
-	f[n++].len = 1;
-	stp_ring_write(STP_CHAN_STDERR, f, n);
+	if (n && !full && c->probe && c->probe->pp) {
+		if (stp_msg_cat(buf, &pos, " in probe "))
+			stp_msg_cat(buf, &pos, c->probe->pp);
+	}
+	f[0].p = "ERROR: ";
+	f[0].len = 7;
+	f[1].p = buf;
+	f[1].len = pos;
+	f[2].p = "\n";
+	f[2].len = 1;
+	stp_ring_write(STP_CHAN_STDERR, f, 3);
 }
 
 /* Process context, module init. */

@@ -6,6 +6,9 @@
 #ifndef STP_PROBES_H
 #define STP_PROBES_H
 
+#ifdef STP_USER
+#include "user/stp_user_probes.h"
+#else
 #include <linux/random.h>
 #include <linux/ktime.h>
 #include <linux/slab.h>
@@ -222,4 +225,5 @@ static void stp_disarm(struct stp_module_desc *m)
 	kfree(rps);
 }
 
+#endif /* !STP_USER */
 #endif /* STP_PROBES_H */

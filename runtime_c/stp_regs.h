@@ -5,7 +5,9 @@
 #ifndef STP_REGS_H
 #define STP_REGS_H
 
+#ifndef STP_USER
 #include <linux/ptrace.h>
+#endif
 
 /* 1-based integer argument @n at function entry (x86-64 SysV ABI). */
 static __maybe_unused stp_long stp_arg_reg(struct pt_regs *regs, int n)

@@ -29,6 +29,10 @@
 #ifndef STP_RUNTIME_H
 #define STP_RUNTIME_H
 
+#ifdef STP_USER
+/* The user-space build (stapbuild --runtime=user): see user/. */
+#include "user/stp_user_kernel.h"
+#else
 #include <linux/module.h>
 #include <linux/kernel.h>
 #include <linux/types.h>
@@ -38,6 +42,7 @@
 #include <linux/percpu.h>
 #include <linux/sched.h>
 #include <linux/string.h>
+#endif
 
 /* ---- limits (SystemTap's names and defaults; override with -D) ---- */
 #ifndef MAXSTRINGLEN
@@ -122,8 +127,17 @@ struct stp_context {
 	const char *last_error;		/* non-NULL once a runtime error happened */
 	const char *last_stmt;		/* "operator '/' at FILE:L:C" */
 	long actionremaining;
-	int nesting;
+	int nesting;			/* 0 in the probe body, +1 per call */
+	int error_depth;		/* nesting where last_error was raised */
+	/*
+	 * call_site[i]: the statement of frame i that called frame i+1 (the
+	 * caller's last_stmt, saved on entry). An error reports
+	 * "near <innermost statement> (called from <call site>)..." up to
+	 * the probe body, as SystemTap does.
+	 */
+	const char *call_site[MAXNESTING + 1];
 	char error_buffer[MAXSTRINGLEN];
+	char report_buffer[MAXSTRINGLEN];	/* stp_softerror's message */
 	struct stp_print_buf out;
 };
 
@@ -200,6 +214,41 @@ static inline bool stp_action(struct stp_context *c, long n)
 	return true;
 }
 
+/*
+ * Function frames. Entry saves the caller's statement (the call site) so
+ * that an error deeper down can name it; a successful return restores it.
+ * An error leaves the callee's statement in last_stmt and records how deep
+ * it happened, for stp_softerror()'s "(called from ...)" chain.
+ */
+static inline bool stp_fn_enter(struct stp_context *c)
+{
+	if (unlikely(c->nesting + 1 > MAXNESTING)) {
+		STP_ERROR(c, "MAXNESTING exceeded");
+		return false;
+	}
+	c->call_site[c->nesting] = c->last_stmt;
+	c->nesting++;
+	c->last_stmt = NULL;
+	return true;
+}
+
+static inline void stp_fn_exit(struct stp_context *c)
+{
+	if (likely(!c->last_error))
+		c->last_stmt = c->call_site[c->nesting - 1];
+	else if (c->error_depth < c->nesting)
+		c->error_depth = c->nesting;
+	c->nesting--;
+}
+
+/* try { } catch: the error is handled, forget where it came from. */
+static inline void stp_catch(struct stp_context *c)
+{
+	c->last_error = NULL;
+	c->last_stmt = NULL;
+	c->error_depth = 0;
+}
+
 /* ---- the rest of the API, implemented in the included files ---- */
 /* session:  stp_request_exit(), stp_session_get()                          */
 /* output:   stp_print_str/char/long, stp_printf, stp_print_flush,
@@ -209,6 +258,7 @@ static inline bool stp_action(struct stp_context *c, long n)
 /* maps:     stp_map_* and stp_pmap_*, stats: stp_stat_*, stp_pstat_*      */
 /* regs:     stp_arg_reg, stp_return_value                                 */
 #include "stp_session.h"
+#include "stp_format.h"
 #include "stp_output.h"
 #include "stp_string.h"
 #include "stp_arith.h"

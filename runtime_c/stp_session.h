@@ -9,7 +9,9 @@
 #ifndef STP_SESSION_H
 #define STP_SESSION_H
 
+#ifndef STP_USER
 #include <linux/atomic.h>
+#endif
 
 static atomic_t stp_session_state = ATOMIC_INIT(STP_SESSION_UNINITIALIZED);
 static atomic_t stp_exit_requested = ATOMIC_INIT(0);

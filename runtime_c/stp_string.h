@@ -32,17 +32,29 @@ static __maybe_unused void stp_strlcat(char *dst, const char *src)
 }
 
 /*
- * sprintf() into a MAXSTRINGLEN buffer. The generator must not pass @dst as
- * one of the arguments (vsnprintf does not allow overlap); it formats into
- * a temporary and stp_strlcpy()s instead.
+ * sprintf() into a MAXSTRINGLEN buffer, with SystemTap's conversions
+ * (stp_format.h). The generator must not pass @dst as one of the arguments;
+ * it formats into a temporary and stp_strlcpy()s instead.
  */
-static __maybe_unused __printf(2, 3)
-void stp_sprintf(char *dst, const char *fmt, ...)
+static __maybe_unused void stp_sprintf(char *dst, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(dst, MAXSTRINGLEN, fmt, ap);
+	if (stp_vformat(NULL, dst, MAXSTRINGLEN, fmt, ap) < 0)
+		dst[0] = '\0';
+	va_end(ap);
+}
+
+/* The same from a probe: a %m fault becomes the script error. */
+static __maybe_unused void stp_csprintf(struct stp_context *c, char *dst,
+					const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (stp_vformat(c, dst, MAXSTRINGLEN, fmt, ap) < 0)
+		dst[0] = '\0';
 	va_end(ap);
 }
 

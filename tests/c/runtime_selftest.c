@@ -217,7 +217,7 @@ static void stpg_probe_end0(struct stp_context *c)
 		const struct stp_stat *s = stp_entry_stat(agg, e);
 
 		c->last_stmt = "operator '@avg' at selftest.stp:12:40";
-		f->u.end.x = stp_stat_extract(c, s, STP_AGG_AVG);
+		f->u.end.x = stp_stat_extract(c, NULL, s, STP_AGG_AVG);
 		if (c->last_error)
 			goto out;
 		stp_printf(c, "rets %s count %lld avg %lld\n",
