@@ -211,6 +211,8 @@ class ProbeResolver:
                             fn.loc, token=f"string '{pattern}'")
         func_pat, _, file_pat = pattern.partition("@")
         names = self.kernel.match_functions(func_pat)
+        if hasattr(self.kernel, "prefetch"):
+            self.kernel.prefetch(names)
         out: list[DerivedProbe] = []
         for name in names:
             info = self.kernel.function(name)

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop after SECONDS")
     ap.add_argument("-g", dest="guru", action="store_true", help="guru mode (embedded C)")
     ap.add_argument("-e", dest="script", metavar="SCRIPT", help="run the script given inline")
+    ap.add_argument("-l", dest="list_points", metavar="PROBE",
+                    help="list the probe points PROBE matches (wildcards allowed), then exit")
+    ap.add_argument("-L", dest="list_vars", metavar="PROBE",
+                    help="like -l, with the variables each probe point offers ($var:type)")
     ap.add_argument("--guest", action="store_true",
                     help="always run pass 5 in a QEMU guest, even if the host could load it")
     ap.add_argument("args", nargs="*", metavar="FILE [ARGS]")
@@ -93,6 +97,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def run(opts: argparse.Namespace) -> int:
     if not 1 <= opts.last_pass <= 5:
         raise Usage("Invalid pass number (should be 1-5).")
+    if opts.list_points or opts.list_vars:
+        from stapbuild.listing import run_listing
+        try:
+            release = kernels.resolve_release(opts.release or default_release())
+            return run_listing(opts.list_vars or opts.list_points, release,
+                               with_vars=bool(opts.list_vars))
+        except kernels.KernelNotFound as e:
+            say(f"ERROR: {e}")
+            return 1
     args = list(opts.args)
     if opts.script is not None:
         text, path, name = opts.script, None, "<input>"
