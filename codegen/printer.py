@@ -1,9 +1,12 @@
 """Print a parse tree back as SystemTap source, in the spirit of ``stap -p1``.
 
-Binary expressions are fully parenthesised, as stap prints them, so that
-the text re-parses to an equal tree: parse -> print -> parse is how the
-parser is tested. Unlike stap, simple statements end in ';' because without
-it "x" followed by "(a) + (b)" would re-parse as a call.
+``print_file`` gives one file's dump, starting with ``# file NAME``; the
+``-p1`` driver prints ``# parse tree dump`` once before the files, as stap
+does. Binary expressions are fully parenthesised, as stap prints them, so
+that the text re-parses to an equal tree: parse -> print -> parse is how the
+parser is tested (tests/test_parse_roundtrip.py). Unlike stap, simple
+statements end in ';' because without it "x" followed by "(a) + (b)" would
+re-parse as a call.
 """
 from __future__ import annotations
 
@@ -14,14 +17,15 @@ INDENT = "  "
 
 
 def print_file(f: A.File) -> str:
-    out = ["# parse tree dump", f"# file {f.path}"]
+    out = [f"# file {f.path}"]
     for e in f.embeds:
         out.append("%{" + e.code + "%}")
     for g in f.globals:
         out.append(global_decl(g))
     for a in f.aliases:
         op = "+=" if a.epilogue else "="
-        out.append(f"probe {points(a.names)} {op} {points(a.points)}" + block(a.body, 0))
+        names = f" {op} ".join(point(n) for n in a.names)
+        out.append(f"probe {names} {op} {points(a.points)}" + block(a.body, 0))
     for p in f.probes:
         out.append(f"probe {points(p.points)}" + block(p.body, 0))
     for fn in f.functions:
@@ -190,7 +194,8 @@ def expr(e: A.Expr) -> str:
     if isinstance(e, A.Ternary):
         return f"{_p(e.cond)} ? {_p(e.then)} : {_p(e.else_)}"
     if isinstance(e, A.InArray):
-        return "[" + ", ".join(expr(k) for k in e.keys) + "] in " + expr(e.array)
+        # Keys are parsed at comparison level: parenthesise anything looser.
+        return "[" + ", ".join(_key(k) for k in e.keys) + "] in " + expr(e.array)
     if isinstance(e, A.StatOp):
         return f"@{e.op}(" + ", ".join(expr(a) for a in [e.operand, *e.args]) + ")"
     if isinstance(e, A.HistOp):
@@ -200,6 +205,13 @@ def expr(e: A.Expr) -> str:
     if isinstance(e, A.EmbeddedExpr):
         return "%{" + e.code + "%}"
     raise TypeError(f"cannot print expression {type(e).__name__}")
+
+
+def _key(e: A.Expr) -> str:
+    if isinstance(e, (A.Assign, A.Ternary, A.Logical, A.InArray)) or (
+            isinstance(e, A.Binary) and e.op in ("|", "^", "&")):
+        return _p(e)
+    return expr(e)
 
 
 def at_op(e: A.AtOp) -> str:
