@@ -26,8 +26,10 @@ def test_syntax_error_has_location_and_caret(tmp_path):
     script.write_text("global n\nprobe begin {\n  n = 1 +\n}\n")
     err = assert_clean_failure(stapbuild("-p4", "-r", "6.1", str(script)))
     lines = err.splitlines()
-    assert lines[0] == "parse error: expected value"
-    assert lines[1] == f"        at: operator '}}' at {script}:4:1"
+    # stap's parse_value -> parse_literal message; "saw:" as the token is
+    # the one last read, not one the error was raised at.
+    assert lines[0] == "parse error: expected literal string or number"
+    assert lines[1] == f"        saw: operator '}}' at {script}:4:1"
     assert lines[2] == "     source: }"
     assert lines[3] == "             ^"
     assert "Pass 1: parse failed.  [man error::pass1]" in lines
