@@ -9,7 +9,7 @@ into C without looking at anything else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from codegen import ast, targets
 from codegen.errors import StapError, StapErrors
@@ -91,8 +91,12 @@ def _mangle(name: str) -> str:
 
 class Elaborator:
     def __init__(self, files: list[ast.File], kernel: Optional[KernelFacts],
-                 primary_files: int = 1) -> None:
+                 primary_files: int = 1, unoptimized: bool = False,
+                 global_display: bool = True) -> None:
         self.files = files
+        self.unoptimized = unoptimized          # stap -u: no elision, no warnings
+        self.global_display = global_display    # --no-global-var-display turns it off
+        self.warnings: list[str] = []
         self.kernel = kernel
         self.primary_files = primary_files
         self.globals: dict[tuple[str, str], GlobalInfo] = {}     # (scope file or "", name)
@@ -110,16 +114,77 @@ class Elaborator:
         self._resolve_probes()
         self._prepare_targets()
         # SystemTap's fixpoint: keep inferring until no type changes.
-        for _ in range(50):
-            self.changed = False
-            self._infer_all()
-            if not self.changed:
-                break
+        self._fixpoint()
+        if self.global_display and self._add_global_display():
+            self._fixpoint()
         self.final = True
         self._infer_all()
         if self.errors:
             raise StapErrors(self._dedup(self.errors))
         return self._emit_ir()
+
+    def _fixpoint(self) -> None:
+        for _ in range(50):
+            self.changed = False
+            self._infer_all()
+            if not self.changed:
+                break
+
+    # ------------------------------------------------------------ stap's pass-2 extras
+    def _add_global_display(self) -> bool:
+        """SystemTap prints, at the end, every global of the user's script
+        that is written and never read (elaborate.cxx add_global_var_display):
+        `x=5`, `s="text"`, `a[1,"k"]=7` by value descending, and stats as
+        `x @count=.. @min=.. @max=.. @sum=.. @avg=..`."""
+        user_files = {f.path for f in self.files if not f.is_tapset}
+        shown = [g for g in sorted(self.globals.values(), key=lambda g: (g.decl.loc.file,
+                                                                         g.decl.loc.line,
+                                                                         g.decl.loc.col))
+                 if g.decl.loc.file in user_files and g.written and not g.read
+                 and g.type is not None]
+        if not shown:
+            return False
+        loc = shown[0].decl.loc
+        stmts: list[ast.Stmt] = []
+        for g in shown:
+            stmts.append(_display_stmt(g, loc))
+        body = ast.Block(stmts, loc=loc)
+        d = DerivedProbe("end", "end", body, loc, {"priority": 0}, origin="end")
+        self.probes.append((d, Scope(loc.file, {}, probe=d)))
+        return True
+
+    def _elision_warnings(self, used: set[str]) -> None:
+        """stap's "Eliding unused ..." warnings, for the user's own files
+        (tapset leftovers go silently); -u keeps and does not warn."""
+        if self.unoptimized:
+            return
+        user = [f for f in self.files if not f.is_tapset]
+        for f in user:
+            for fn in f.functions:
+                infos = self.functions.get((fn.name, len(fn.params)), [])
+                if not any(i.decl is fn and i.c_name in used for i in infos):
+                    self.warn(f"Eliding unused function '{fn.name}'", fn.loc, fn.name)
+            for g in f.globals:
+                info = self.lookup_global(g.name, f.path)
+                if info is not None and info.decl is g and not info.read and not info.written:
+                    self.warn(f"Eliding unused variable '{g.name}'", g.loc, g.name)
+
+    def warn(self, msg: str, loc: ast.Loc, name: str) -> None:
+        from codegen.errors import source_line
+        text = source_line(loc)
+        col = loc.col
+        if text is not None:
+            import re
+            m = re.compile(rf"\b{re.escape(name)}\b").search(
+                text, loc.col - 1 + (len("function") if text[loc.col - 1:].startswith(
+                    "function") else 0))
+            if m:
+                col = m.start() + 1
+        out = f"WARNING: {msg}: identifier '{name}' at {loc.file}:{loc.line}:{col}\n"
+        if text is not None:
+            text = text.replace("\t", " ")
+            out += f" source: {text}\n" + " " * (len(" source: ") + col - 1) + "^\n"
+        self.warnings.append(out)
 
     @staticmethod
     def _dedup(errors: list[StapError]) -> list[StapError]:
@@ -226,8 +291,14 @@ class Elaborator:
 
     # ------------------------------------------------------------ inference
     def _infer_all(self) -> None:
+        # Unused functions are elided before anything is reported about them
+        # (stap's semantic_pass_opt1 runs before type checking), unless -u.
+        used = {f.c_name for f in self._used_functions()} \
+            if self.final and not self.unoptimized else None
         for fns in self.functions.values():
             for fn in fns:
+                if used is not None and fn.c_name not in used:
+                    continue
                 if isinstance(fn.decl.body, ast.Block):
                     scope = Scope(fn.file, fn.locals, function=fn)
                     self.stmt(fn.decl.body, scope)
@@ -376,6 +447,7 @@ class Elaborator:
         if s.limit is not None:
             self.expr(s.limit, scope, LONG)
         scope.globals_read.add(arr.c_name)
+        arr.read = True                     # iterating reads it (no end-of-run display)
         if arr.type == STATS or s.sort_column is not None:
             # Aggregating a per-CPU array rewrites its aggregate map, and a
             # sorted foreach reorders the map in place: both need the lock
@@ -578,8 +650,21 @@ class Elaborator:
         e.info = {"scope": "local"}
         return self.local(e.name, scope, want, e)
 
-    def lvalue(self, e: ast.Expr, scope: Scope, want: Optional[str]) -> Optional[str]:
-        """Type an assignment target and record the write."""
+    def lvalue(self, e: ast.Expr, scope: Scope, want: Optional[str],
+               pure: bool = True) -> Optional[str]:
+        """Type an assignment target and record the write.  A pure write
+        (=, <<<, ++, --) does not count as a read of a global, as in stap's
+        varuse visitor: that decides which globals are displayed at exit."""
+        base = e.base if isinstance(e, ast.Index) else e
+        g0 = self.lookup_global(base.name, scope.file) if isinstance(base, ast.Symbol) else None
+        was_read = g0.read if g0 is not None else False
+        try:
+            return self._lvalue(e, scope, want)
+        finally:
+            if g0 is not None and pure:
+                g0.read = was_read
+
+    def _lvalue(self, e: ast.Expr, scope: Scope, want: Optional[str]) -> Optional[str]:
         if isinstance(e, ast.Symbol):
             t = self.symbol(e, scope, want)
             if e.info and e.info["scope"] == "global":
@@ -617,11 +702,11 @@ class Elaborator:
                 self.expr(e.value, scope, tt)
             return tt or vt
         if e.op == ".=":
-            self.lvalue(e.target, scope, STRING)
+            self.lvalue(e.target, scope, STRING, pure=False)
             self.expr(e.value, scope, STRING)
             return STRING
         if e.op in COMPOUND_LONG:
-            self.lvalue(e.target, scope, LONG)
+            self.lvalue(e.target, scope, LONG, pure=False)
             self.expr(e.value, scope, LONG)
             return LONG
         self.error("invalid operator", e)
@@ -828,6 +913,10 @@ class Elaborator:
     def _emit_ir(self) -> dict:
         self._layout_entry_data()
         functions = self._used_functions()
+        self._elision_warnings({f.c_name for f in functions})
+        if self.unoptimized:
+            functions = sorted((f for fns in self.functions.values() for f in fns),
+                               key=lambda f: f.c_name)
         probes = []
         for i, (d, scope) in enumerate(self.probes):
             if d.family == "never":
@@ -880,6 +969,7 @@ class Elaborator:
             "functions": fns_out,
             "probes": probes,
             "embeds": embeds,
+            "warnings": self.warnings,
         }
 
 
@@ -893,9 +983,44 @@ def _ctype(t: dict) -> str:
     return f"{'s' if signed else 'u'}{size * 8}"
 
 
-def elaborate(files: list[ast.File], kernel: Optional[KernelFacts]) -> dict:
+def elaborate(files: list[ast.File], kernel: Optional[KernelFacts], *,
+              unoptimized: bool = False, global_display: bool = True) -> dict:
     """Run pass 2 over the user files (first) and the linked tapset files."""
-    return Elaborator(files, kernel).run()
+    return Elaborator(files, kernel, unoptimized=unoptimized,
+                      global_display=global_display).run()
+
+
+def _display_stmt(g: GlobalInfo, loc: ast.Loc) -> ast.Stmt:
+    """The statement that prints one written-but-unread global at the end."""
+    name = g.decl.name
+    sym = lambda: ast.Symbol(name, loc=loc)  # noqa: E731
+    stats_fmt = "@count=%d @min=%d @max=%d @sum=%d @avg=%d"
+
+    def stat_args(x: Callable[[], ast.Expr]) -> list[ast.Expr]:
+        return [ast.StatOp(op, x(), loc=loc) for op in ("count", "min", "max", "sum", "avg")]
+
+    def printf(fmt: str, args: list[ast.Expr]) -> ast.Stmt:
+        return ast.ExprStmt(ast.Call("printf", [ast.String(fmt, loc=loc)] + args, loc=loc),
+                            loc=loc)
+    if g.keys is None:
+        if g.type == STATS:
+            return ast.If(ast.StatOp("count", sym(), loc=loc),
+                          printf(f"{name} {stats_fmt}\n", stat_args(sym)), loc=loc)
+        if g.type == STRING:
+            return printf(f'{name}="%s"\n', [sym()])
+        return printf(f"{name}=%d\n", [sym()])
+    keys = [ast.Symbol(f"__display_{name}_{i}", loc=loc) for i in range(len(g.keys))]
+    kfmt = ",".join('\"%s\"' if t == STRING else "%d" for t in g.keys)
+    elem = lambda: ast.Index(sym(), [ast.Symbol(k.name, loc=loc) for k in keys],  # noqa: E731
+                             loc=loc)
+    key_args: list[ast.Expr] = [ast.Symbol(k.name, loc=loc) for k in keys]
+    if g.type == STATS:
+        body = printf(f"{name}[{kfmt}] {stats_fmt}\n", key_args + stat_args(elem))
+    elif g.type == STRING:
+        body = printf(f'{name}[{kfmt}]="%s"\n', key_args + [elem()])
+    else:
+        body = printf(f"{name}[{kfmt}]=%d\n", key_args + [elem()])
+    return ast.Foreach(keys, None, sym(), body, sort_column=0, sort_dir=-1, loc=loc)
 
 
 def iter_nodes(ir_body: dict) -> Iterator[dict]:

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop after SECONDS")
     ap.add_argument("-g", dest="guru", action="store_true", help="guru mode (embedded C)")
     ap.add_argument("-e", dest="script", metavar="SCRIPT", help="run the script given inline")
+    ap.add_argument("-u", dest="unoptimized", action="store_true",
+                    help="unoptimized: keep unused functions and variables, no elision warnings")
     ap.add_argument("-l", dest="list_points", metavar="PROBE",
                     help="list the probe points PROBE matches (wildcards allowed), then exit")
     ap.add_argument("-L", dest="list_vars", metavar="PROBE",
@@ -152,7 +154,9 @@ def run(opts: argparse.Namespace) -> int:
 
         stage = 2
         with passes.PassTimer() as t:
-            elab = passes.elaborate_pass(parsed.artifact, kctx)
+            elab = passes.elaborate_pass(parsed.artifact, kctx, unoptimized=opts.unoptimized)
+        for w in elab.warnings:
+            sys.stderr.write(w)
         if verbose:
             c = elab.counts
             say(f"Pass 2: analyzed script: {_n(c['probes'], 'probe')}, "

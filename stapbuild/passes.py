@@ -213,27 +213,34 @@ class ElaborateResult:
     artifact: Artifact
     cached: bool
     counts: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)   # stap's pass-2 WARNING: lines
 
 
 def elaborate_pass(parse_art: Artifact, kctx: Optional[KernelContext],
-                   debuginfo_id: Optional[str] = None) -> ElaborateResult:
+                   debuginfo_id: Optional[str] = None, *,
+                   unoptimized: bool = False) -> ElaborateResult:
     if kctx is not None and debuginfo_id is None:
         debuginfo_id = kernels.debuginfo_identity(kctx.kernel)
-    key = key_of({"schema": IR_SCHEMA, "compiler": compiler_id(), "parse": parse_art.key,
-                  "debuginfo": debuginfo_id,
-                  "release": kctx.release if kctx else None})
+    key_parts = {"schema": IR_SCHEMA, "compiler": compiler_id(), "parse": parse_art.key,
+                 "debuginfo": debuginfo_id,
+                 "release": kctx.release if kctx else None}
+    if unoptimized:
+        key_parts["unoptimized"] = True         # stap -u: no elision
+    key = key_of(key_parts)
     hit = store.lookup("elaborate", key, "json")
     if hit is not None:
-        return ElaborateResult(hit, True, hit.read_json().get("counts", {}))
+        doc = hit.read_json()
+        return ElaborateResult(hit, True, doc.get("counts", {}), doc.get("warnings", []))
     files = load_parse_tree(parse_art)
     facts = None
     if kctx is not None and kctx.kernel.vmlinux is not None:
         facts = DwarfKernelFacts(kctx.release, kctx.kernel.vmlinux, kctx.index_file)
-    ir = elaborate(files, facts)
+    ir = elaborate(files, facts, unoptimized=unoptimized)
     ir["kernel"] = {"release": kctx.release, "debuginfo": debuginfo_id} if kctx else None
     ir["counts"] = {"probes": len(ir["probes"]), "functions": len(ir["functions"]),
                     "embeds": len(ir["embeds"]), "globals": len(ir["globals"])}
-    return ElaborateResult(store.put_json("elaborate", key, ir), False, ir["counts"])
+    return ElaborateResult(store.put_json("elaborate", key, ir), False, ir["counts"],
+                           ir.get("warnings", []))
 
 
 # ------------------------------------------------------------------ pass 3

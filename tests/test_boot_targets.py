@@ -22,6 +22,8 @@ def results(request):
         case("targets_vfs", build_module(SCRIPTS / "targets_vfs.stp", release), workload=DD_FILE),
         case("targets_fault", build_module(SCRIPTS / "targets_fault.stp", release),
              duration=0.2),
+        case("global_display", build_module(SCRIPTS / "global_display.stp", release),
+             duration=5),
     ]
     return release, run_batch(release, cases)
 
@@ -50,3 +52,12 @@ def test_bad_pointer_is_a_script_error(results):
     assert "not reached" not in r["stdout"]
     assert re.search(r"ERROR: kernel read fault at 0x00000000003e80[0-9a-f]{2} near operator "
                      r"'@cast' at .*targets_fault.stp:9:", r["stderr"]), r["stderr"]
+
+
+@pytest.mark.boot
+def test_unread_globals_displayed_at_end(results):
+    _, res = results
+    r = res["global_display"]
+    assert r["rc"] == 0 and not r["kernel_trouble"], r
+    assert r["stdout"] == ('count=42\nnames["b",2]=7\nnames["a",1]=5\n'
+                           "st @count=2 @min=3 @max=5 @sum=8 @avg=4\nmsg=\"hello\"\n")
