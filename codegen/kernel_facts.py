@@ -52,9 +52,69 @@ class DwarfKernelFacts:
         return self._functions[name]
 
 
+class BtfKernelFacts:
+    """Kernel facts from BTF alone, for kernels without the -dbg package.
+
+    BTF serves a kernel.function entry probe's parameters (in the x86-64
+    argument registers at entry), $return, struct/union members, arrays,
+    bitfields and @cast.  It cannot serve (these need DWARF): locals and
+    $$locals, @file/@file:line filters and decl lines in pp(), .inline and
+    .statement/line probes, parameters passed on the stack (beyond six
+    integer registers) or as structs by value, functions pahole left out of
+    BTF (inconsistent prototypes, most static inlines), and module probes.
+    """
+
+    def __init__(self, release: str, btf_path: Path) -> None:
+        from codegen.debuginfo.btf import load_btf
+        self.release = release
+        self.btf_path = Path(btf_path)
+        self.btf = load_btf(self.btf_path)
+        self.types = TypeNav(btf_source=self.btf_path)
+        self._functions: dict[str, Optional[dict]] = {}
+
+    def match_functions(self, pattern: str) -> list[str]:
+        import fnmatch
+        from codegen.debuginfo.kernel_index import _CLONE_RE
+        if not any(c in pattern for c in "*?["):
+            return [pattern] if pattern in self.btf.funcs else []
+        return sorted(n for n in fnmatch.filter(self.btf.funcs.keys(), pattern)
+                      if not _CLONE_RE.match(n))
+
+    def function(self, name: str) -> Optional[dict]:
+        if name not in self._functions:
+            info = self.btf.function(name)
+            self._functions[name] = info.to_json() if info is not None else None
+        return self._functions[name]
+
+
+def btf_path_for(kernel) -> Path:  # type: ignore[no-untyped-def]
+    """The kernel's BTF blob: from its vmlinux when it has one, else out of
+    its vmlinuz (cached under the kernel's directory), else the running
+    kernel's /sys/kernel/btf/vmlinux when it is that kernel."""
+    from codegen.debuginfo.vmlinuz import find_btf
+    if getattr(kernel, "vmlinux", None) is not None:
+        return Path(kernel.vmlinux)
+    return find_btf(kernel.release, getattr(kernel, "vmlinuz", None), Path(kernel.root) / "btf")
+
+
+def btf_identity(kernel) -> str:  # type: ignore[no-untyped-def]
+    """What pass 2's answers depend on in BTF mode: the blob's digest."""
+    import hashlib
+    from codegen.debuginfo.vmlinuz import BtfUnavailable
+    try:
+        return "btf:" + hashlib.sha256(btf_path_for(kernel).read_bytes()).hexdigest()
+    except (BtfUnavailable, OSError):
+        return "btf:none"
+
+
 def make_kernel_facts(release: str, kernel, index_file: Path):  # type: ignore[no-untyped-def]
     """Facts for one provisioned kernel (stapbuild.kernels.Kernel): from its
-    DWARF vmlinux when the dbg part is there, else None."""
+    DWARF vmlinux when the dbg part is there, else from BTF (see
+    BtfKernelFacts for what that cannot answer)."""
+    from codegen.debuginfo.vmlinuz import BtfUnavailable
     if getattr(kernel, "vmlinux", None) is not None:
         return DwarfKernelFacts(release, kernel.vmlinux, index_file)
-    return None
+    try:
+        return BtfKernelFacts(release, btf_path_for(kernel))
+    except BtfUnavailable:
+        return None     # probes that need kernel facts say so in pass 2

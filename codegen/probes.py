@@ -147,8 +147,14 @@ class ProbeResolver:
         if names[0] in ("begin", "end", "error", "never") and len(comps) == 1:
             prio = head.arg.value if isinstance(head.arg, ast.Number) else 0
             return [DerivedProbe(names[0], _pp_text(comps), body, loc, {"priority": prio})]
+        if names[:2] == ["timer", "profile"] and len(comps) == 2 and comps[1].arg is None:
+            return [self._timer_profile(comps, body, loc)]
         if names[0] == "timer" and len(comps) >= 2:
             return [self._timer(comps, body, loc)]
+        if names[0] == "kprobe" and len(comps) >= 2:
+            return self._kprobe(comps, body, origin)
+        if names[0] == "procfs":
+            return [self._procfs(comps, body, origin)]
         if names[0] == "kernel" and len(comps) >= 2 and names[1] == "function":
             return self._kernel_function(comps, body, origin)
         raise StapError("semantic", "probe point mismatch (similar: begin, end, error, "
@@ -189,6 +195,77 @@ class ProbeResolver:
                             {"interval_ns": interval_ns, "randomize_ns": randomize,
                              "jiffies": unit.name == "jiffies"})
 
+    # -- probe families of issue 5 (runtime engineer) -------------------------
+    def _timer_profile(self, comps: list[ast.Component], body: ast.Block,
+                       loc: ast.Loc) -> DerivedProbe:
+        """timer.profile: every scheduler tick (1/HZ) on every CPU."""
+        return DerivedProbe("timer", _pp_text(comps), body, loc,
+                            {"interval_ns": 0, "randomize_ns": 0, "jiffies": False,
+                             "profile": True})
+
+    def _kprobe(self, comps: list[ast.Component], body: ast.Block,
+                origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """kprobe[.module("m")].function("f")[.call|.return[.maxactive(N)]]:
+        a kprobe on a symbol, no debug info (so no $variables)."""
+        rest = comps[1:]
+        module = None
+        if rest and rest[0].name == "module":
+            module = _string_arg(rest[0])
+            rest = rest[1:]
+        if not rest or rest[0].name != "function":
+            bad = rest[0] if rest else comps[0]
+            raise StapError("semantic", "probe point mismatch", bad.loc,
+                            token=f"identifier '{bad.name}'")
+        symbol = _string_arg(rest[0])
+        if any(ch in symbol for ch in "*?["):
+            raise StapError("semantic", "kprobe.function does not take wildcards",
+                            rest[0].loc, token=f"string '{symbol}'")
+        is_return = False
+        maxactive = 0
+        for c in rest[1:]:
+            if c.name == "call" and c.arg is None and not is_return:
+                continue
+            if c.name == "return" and c.arg is None:
+                is_return = True
+                continue
+            if c.name == "maxactive" and is_return:
+                maxactive = _number_arg(c, "maxactive")
+                continue
+            raise StapError("semantic", "probe point mismatch", c.loc,
+                            token=f"identifier '{c.name}'")
+        return [DerivedProbe("kprobe", _pp_text(comps), body, origin.loc,
+                             {"symbol": f"{module}:{symbol}" if module else symbol,
+                              "is_return": is_return, "maxactive": maxactive,
+                              "optional": origin.optional, "raw": True})]
+
+    def _procfs(self, comps: list[ast.Component], body: ast.Block,
+                origin: ast.ProbePoint) -> DerivedProbe:
+        """procfs[("path")].read[.maxsize(N)] / .write: a file under
+        /proc/systemtap/MODULE/; $value is what is read or was written."""
+        head = comps[0]
+        name = _string_arg(head) if head.arg is not None else "command"
+        if not name or name.startswith("/") or ".." in name.split("/"):
+            raise StapError("semantic", "invalid procfs path", head.loc,
+                            token=f"string '{name}'")
+        rest = comps[1:]
+        if not rest or rest[0].name not in ("read", "write") or rest[0].arg is not None:
+            bad = rest[0] if rest else head
+            raise StapError("semantic", "probe point mismatch", bad.loc,
+                            token=f"identifier '{bad.name}'")
+        write = rest[0].name == "write"
+        maxsize = 0
+        for c in rest[1:]:
+            if c.name == "maxsize" and not write:
+                maxsize = _number_arg(c, "maxsize")
+                if maxsize <= 0:
+                    raise StapError("semantic", "maxsize must be positive", c.loc,
+                                    token=f"identifier '{c.name}'")
+                continue
+            raise StapError("semantic", "probe point mismatch", c.loc,
+                            token=f"identifier '{c.name}'")
+        return DerivedProbe("procfs", _pp_text(comps), body, origin.loc,
+                            {"path": name, "write": write, "maxsize": maxsize})
+
     def _kernel_function(self, comps: list[ast.Component], body: ast.Block,
                          origin: ast.ProbePoint) -> list[DerivedProbe]:
         fn = comps[1]
@@ -218,13 +295,18 @@ class ProbeResolver:
             info = self.kernel.function(name)
             if info is None:
                 continue
-            decl = f"{info.get('decl_file') or '?'}:{info.get('decl_line') or 0}"
+            if file_pat and info.get("decl_file") is None:
+                raise StapError("semantic", f"kernel.function(\"{pattern}\"): @file needs "
+                                "DWARF (the -dbg package); BTF has no source locations",
+                                fn.loc, token=f"string '{pattern}'")
             if file_pat and not fnmatch.fnmatchcase(info.get("decl_file") or "",
                                                     file_pat.split(":")[0]):
                 continue
-            pp = f'kernel.function("{name}@{decl}")' + (".return" if is_return else ".call"
-                                                         if any(c.name == "call" for c in comps[2:])
-                                                         else "")
+            where = name if info.get("decl_file") is None else \
+                f"{name}@{info['decl_file']}:{info.get('decl_line') or 0}"
+            pp = f'kernel.function("{where}")' + (".return" if is_return else ".call"
+                                                   if any(c.name == "call" for c in comps[2:])
+                                                   else "")
             out.append(DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
                                     {"symbol": name, "is_return": is_return,
                                      "maxactive": maxactive, "optional": origin.optional},

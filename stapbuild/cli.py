@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop after SECONDS")
     ap.add_argument("-g", dest="guru", action="store_true", help="guru mode (embedded C)")
     ap.add_argument("-e", dest="script", metavar="SCRIPT", help="run the script given inline")
+    ap.add_argument("--btf", action="store_true",
+                    help="resolve kernel facts from the image's BTF, without the -dbg "
+                         "package (entry parameters, $return, struct members, @cast)")
     ap.add_argument("-u", dest="unoptimized", action="store_true",
                     help="unoptimized: keep unused functions and variables, no elision warnings")
     ap.add_argument("-l", dest="list_points", metavar="PROBE",
@@ -104,7 +107,7 @@ def run(opts: argparse.Namespace) -> int:
         try:
             release = kernels.resolve_release(opts.release or default_release())
             return run_listing(opts.list_vars or opts.list_points, release,
-                               with_vars=bool(opts.list_vars))
+                               with_vars=bool(opts.list_vars), btf=opts.btf)
         except kernels.KernelNotFound as e:
             say(f"ERROR: {e}")
             return 1
@@ -139,7 +142,7 @@ def run(opts: argparse.Namespace) -> int:
     try:
         # The kernel's headers and debug info are needed from pass 1 on
         # (%( kernel_v %) conditions, CONFIG_ tests, $target resolution).
-        kctx = passes.kernel_context(release)
+        kctx = passes.kernel_context_btf(release) if opts.btf else passes.kernel_context(release)
         stage = 1
         with passes.PassTimer() as t:
             parsed = passes.parse_pass(path, text, kctx, name=name, guru=opts.guru, args=args)

@@ -104,10 +104,11 @@ def _alias_line(comps: list[ast.Component], lib: dict, facts, with_vars: bool) -
 
 
 def run_listing(pattern: str, release: str, with_vars: bool,
-                out: TextIO = sys.stdout) -> int:
+                out: TextIO = sys.stdout, btf: bool = False) -> int:
     """The -l/-L command: 0 with one line per match, 1 when none match."""
     from stapbuild import passes
-    kctx = passes.kernel_context(release, frozenset({"headers", "dbg"}))
+    kctx = passes.kernel_context_btf(release) if btf else \
+        passes.kernel_context(release, frozenset({"headers", "dbg"}))
     try:
         lines = list_points(pattern, kctx, with_vars)
     except (StapError, StapErrors) as e:

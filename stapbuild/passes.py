@@ -108,6 +108,15 @@ def read_kernel_config(k: kernels.Kernel) -> dict[str, str]:
     return config
 
 
+def kernel_context_btf(release: str) -> KernelContext:
+    """A kernel context without DWARF: the -dbg package is neither
+    downloaded nor used (even if present); pass 2 reads BTF out of the
+    image's vmlinuz (codegen.kernel_facts.BtfKernelFacts)."""
+    import dataclasses
+    k = kernels.provision(release, {"headers", "image"})
+    return KernelContext(release, dataclasses.replace(k, vmlinux=None))
+
+
 def kernel_context(release: str, parts: frozenset[str] = frozenset({"headers", "dbg"})) -> KernelContext:
     return KernelContext(release, kernels.provision(release, set(parts)))
 
@@ -220,7 +229,11 @@ def elaborate_pass(parse_art: Artifact, kctx: Optional[KernelContext],
                    debuginfo_id: Optional[str] = None, *,
                    unoptimized: bool = False) -> ElaborateResult:
     if kctx is not None and debuginfo_id is None:
-        debuginfo_id = kernels.debuginfo_identity(kctx.kernel)
+        if kctx.kernel.vmlinux is not None:
+            debuginfo_id = kernels.debuginfo_identity(kctx.kernel)
+        else:   # no -dbg part: pass 2 works from BTF
+            from codegen.kernel_facts import btf_identity
+            debuginfo_id = btf_identity(kctx.kernel)
     key_parts = {"schema": IR_SCHEMA, "compiler": compiler_id(), "parse": parse_art.key,
                  "debuginfo": debuginfo_id,
                  "release": kctx.release if kctx else None}
@@ -233,8 +246,9 @@ def elaborate_pass(parse_art: Artifact, kctx: Optional[KernelContext],
         return ElaborateResult(hit, True, doc.get("counts", {}), doc.get("warnings", []))
     files = load_parse_tree(parse_art)
     facts = None
-    if kctx is not None and kctx.kernel.vmlinux is not None:
-        facts = DwarfKernelFacts(kctx.release, kctx.kernel.vmlinux, kctx.index_file)
+    if kctx is not None:
+        from codegen.kernel_facts import make_kernel_facts
+        facts = make_kernel_facts(kctx.release, kctx.kernel, kctx.index_file)
     ir = elaborate(files, facts, unoptimized=unoptimized)
     ir["kernel"] = {"release": kctx.release, "debuginfo": debuginfo_id} if kctx else None
     ir["counts"] = {"probes": len(ir["probes"]), "functions": len(ir["functions"]),

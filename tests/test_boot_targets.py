@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from stapbuild import passes
 from tests.bootlib import ROOT, build_module, case, resolve, run_batch
 
 SCRIPTS = ROOT / "tests" / "boot_scripts"
@@ -15,11 +16,23 @@ DD_FILE = ("printf 'hello world!' > /tmp/stapbuild-target-file; "
            "rm -f /tmp/stapbuild-target-file")
 
 
+def build_btf_only(script, release):
+    """passes 1-4 with BTF from the image, never the -dbg package's DWARF."""
+    kctx = passes.kernel_context_btf(release)
+    parsed = passes.parse_pass(script, script.read_text(), kctx)
+    elab = passes.elaborate_pass(parsed.artifact, kctx)
+    name = passes.module_name_for(script.stem + "_btf", elab.artifact.key)
+    c = passes.translate_pass(elab.artifact, name)
+    return passes.compile_pass(c.artifact, name, kctx).artifact.path
+
+
 @pytest.fixture(scope="module", params=["6.1", "6.12"])
 def results(request):
     release = resolve(request.param)
     cases = [
         case("targets_vfs", build_module(SCRIPTS / "targets_vfs.stp", release), workload=DD_FILE),
+        case("targets_vfs_btf", build_btf_only(SCRIPTS / "targets_vfs.stp", release),
+             workload=DD_FILE),
         case("targets_fault", build_module(SCRIPTS / "targets_fault.stp", release),
              duration=0.2),
         case("global_display", build_module(SCRIPTS / "global_display.stp", release),
@@ -29,9 +42,10 @@ def results(request):
 
 
 @pytest.mark.boot
-def test_vfs_read_chain_count_return(results):
+@pytest.mark.parametrize("name", ["targets_vfs", "targets_vfs_btf"])
+def test_vfs_read_chain_count_return(results, name):
     _, res = results
-    r = res["targets_vfs"]
+    r = res[name]
     assert r["rc"] == 0 and not r["left_loaded"] and not r["kernel_trouble"], r
     lines = r["stdout"].splitlines()
     assert lines[0] == "entry name=stapbuild-target-file count=4096 first=s", r["stdout"]
