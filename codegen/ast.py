@@ -11,6 +11,9 @@ names the version; bump it whenever a node or field changes meaning.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
+import json
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -357,18 +360,62 @@ class File(Node):
 
 # ---------------------------------------------------------------- JSON
 _CLASSES: dict[str, type] = {}
+# Per class: field names in order, constant defaults, and default factories.
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+_FACTORIES: dict[type, tuple[tuple[str, Any], ...]] = {}
+_new = object.__new__
 
 
 def _register() -> None:
     for obj in list(globals().values()):
         if isinstance(obj, type) and issubclass(obj, Node):
             _CLASSES[obj.__name__] = obj
+            fields = dataclasses.fields(obj)
+            _FIELDS[obj] = tuple(f.name for f in fields if f.name != "loc")
+            _DEFAULTS[obj] = {f.name: f.default for f in fields
+                              if f.default is not dataclasses.MISSING and f.name != "loc"}
+            _FACTORIES[obj] = tuple((f.name, f.default_factory) for f in fields
+                                    if f.default_factory is not dataclasses.MISSING)
 
 
-def to_json(value: Any) -> Any:
-    """Turn a node (or list of nodes) into plain JSON-able data."""
-    if isinstance(value, Node):
-        out: dict[str, Any] = {"k": type(value).__name__}
+def _gc_paused(fn):  # type: ignore[no-untyped-def]
+    """Run fn with the cyclic GC paused: trees have no cycles, and with a big
+    live heap the collector's rescans cost several times the work itself."""
+    @functools.wraps(fn)
+    def wrapper(value: Any) -> Any:
+        if not gc.isenabled():
+            return fn(value)
+        gc.disable()
+        try:
+            return fn(value)
+        finally:
+            gc.enable()
+    return wrapper
+
+
+def _to_json(value: Any) -> Any:
+    cls = type(value)
+    names = _FIELDS.get(cls)
+    if names is not None:
+        loc = value.loc
+        out: dict[str, Any] = {"k": cls.__name__, "loc": [loc.file, loc.line, loc.col]}
+        d = value.__dict__
+        for name in names:
+            item = d[name]
+            if item is None:
+                if name == "ty" or name == "info":
+                    continue        # keep parse trees free of pass-2 annotations
+                out[name] = None
+            elif type(item) in (str, int, bool):
+                out[name] = item
+            else:
+                out[name] = _to_json(item)
+        return out
+    if cls is list:
+        return [_to_json(v) for v in value]
+    if isinstance(value, Node):         # a subclass defined elsewhere
+        out = {"k": cls.__name__}
         loc = value.loc
         out["loc"] = [loc.file, loc.line, loc.col]
         for f in dataclasses.fields(value):
@@ -376,26 +423,72 @@ def to_json(value: Any) -> Any:
                 continue
             item = getattr(value, f.name)
             if f.name in ("ty", "info") and item is None:
-                continue        # keep parse trees free of pass-2 annotations
-            out[f.name] = to_json(item)
+                continue
+            out[f.name] = _to_json(item)
         return out
-    if isinstance(value, list):
-        return [to_json(v) for v in value]
     return value
 
 
-def from_json(data: Any) -> Any:
-    """Inverse of to_json."""
-    if isinstance(data, dict) and "k" in data:
-        cls = _CLASSES[data["k"]]
-        kwargs = {k: from_json(v) for k, v in data.items() if k not in ("k", "loc")}
-        node = cls(**kwargs)
-        file, line, col = data["loc"]
-        node.loc = Loc(file, line, col)
-        return node
-    if isinstance(data, list):
-        return [from_json(v) for v in data]
+to_json = _gc_paused(_to_json)
+to_json.__doc__ = """Turn a node (or list of nodes) into plain JSON-able data."""
+
+
+def _loc(v: list) -> Loc:
+    loc = _new(Loc)
+    d = loc.__dict__
+    d["file"], d["line"], d["col"] = v
+    return loc
+
+
+def _node(data: dict) -> Node:
+    """One node from its JSON object, without the dataclass __init__ (the
+    slow part of loading a cached tree): fields are set directly, missing
+    ones get their defaults."""
+    cls = _CLASSES[data["k"]]
+    node = _new(cls)
+    d = node.__dict__
+    d.update(_DEFAULTS[cls])
+    for name, factory in _FACTORIES[cls]:
+        d[name] = factory()
+    for name, v in data.items():
+        t = type(v)
+        if t is list:
+            if name == "loc":
+                d["loc"] = _loc(v)
+                continue
+            v = [_node(x) if type(x) is dict and "k" in x else
+                 (_from_json(x) if type(x) is list else x) for x in v]
+        elif t is dict:
+            if "k" in v:
+                v = _node(v)
+        elif name == "k":
+            continue
+        d[name] = v
+    if "loc" not in d:
+        d["loc"] = NOWHERE
+    return node
+
+
+def _from_json(data: Any) -> Any:
+    t = type(data)
+    if t is dict:
+        if "k" in data:
+            return _node(data)
+        return data
+    if t is list:
+        return [_from_json(v) for v in data]
     return data
+
+
+from_json = _gc_paused(_from_json)
+from_json.__doc__ = """Inverse of to_json."""
+
+
+@_gc_paused
+def loads(text: Union[str, bytes]) -> Any:
+    """json.loads + from_json with the GC paused throughout (the fast way to
+    read a cached tree: loading 486 tapset trees is mostly GC otherwise)."""
+    return _from_json(json.loads(text))
 
 
 _register()

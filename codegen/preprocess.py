@@ -37,7 +37,7 @@ COND_OPS = ("%(", "%?", "%:", "%)")
 # stap has no limit and would expand a recursive macro until memory runs
 # out; we stop with an error instead.
 MAX_MACRO_DEPTH = 1000
-MAX_EXPANDED = 2_000_000
+MAX_EXPANDED = 500_000
 
 # @-words the language itself uses; defining a macro of that name only warns.
 ATWORDS = {"cast": "0", "defined": "0", "probewrite": "0", "entry": "0", "perf": "0",
