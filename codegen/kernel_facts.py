@@ -52,6 +52,33 @@ class DwarfKernelFacts:
         return self._functions[name]
 
 
+def tracepoints(facts, pattern: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    """kernel.trace("[sys:]name") matches: every tracepoint has an iterator
+    function __traceiter_<name>(void *__data, TP_PROTO args) whose
+    parameters are the tracepoint's arguments, named and typed.  The
+    system is the trace header the iterator is declared in
+    (include/trace/events/<sys>.h); BTF does not know it."""
+    import fnmatch
+    sys_pat, _, name_pat = pattern.rpartition(":")
+    out = []
+    for fname in facts.match_functions("__traceiter_" + name_pat):
+        info = facts.function(fname)
+        if info is None or not info.get("params"):
+            continue
+        decl = info.get("decl_file") or ""
+        system = None
+        if decl.startswith("include/trace/events/") and decl.endswith(".h"):
+            system = decl[len("include/trace/events/"):-2].replace("/", "_")
+        elif decl:
+            system = Path(decl).stem
+        if sys_pat and system is not None and not fnmatch.fnmatchcase(system, sys_pat):
+            continue
+        args = [{"name": p["name"], "type": p["type"]} for p in info["params"][1:]]
+        out.append({"name": fname[len("__traceiter_"):], "system": system, "args": args,
+                    "decl_file": info.get("decl_file"), "decl_line": info.get("decl_line")})
+    return out
+
+
 class BtfKernelFacts:
     """Kernel facts from BTF alone, for kernels without the -dbg package.
 

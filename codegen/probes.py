@@ -157,6 +157,8 @@ class ProbeResolver:
             return [self._procfs(comps, body, origin)]
         if names[0] == "kernel" and len(comps) >= 2 and names[1] == "function":
             return self._kernel_function(comps, body, origin)
+        if names[0] == "kernel" and len(comps) == 2 and names[1] == "trace":
+            return self._kernel_trace(comps, body, origin)
         raise StapError("semantic", "probe point mismatch (similar: begin, end, error, "
                         "kernel, never, timer)" if names[0] not in ("begin", "end", "timer",
                                                                     "kernel", "error", "never")
@@ -265,6 +267,32 @@ class ProbeResolver:
                             token=f"identifier '{c.name}'")
         return DerivedProbe("procfs", _pp_text(comps), body, origin.loc,
                             {"path": name, "write": write, "maxsize": maxsize})
+
+    def _kernel_trace(self, comps: list[ast.Component], body: ast.Block,
+                      origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """kernel.trace("[sys:]name"): a tracepoint, with its TP_PROTO
+        arguments as $name (see codegen.kernel_facts.tracepoints)."""
+        from codegen.kernel_facts import tracepoints
+        tc = comps[1]
+        pattern = _string_arg(tc)
+        if self.kernel is None:
+            raise StapError("semantic", "kernel.trace probes need the kernel's debug info "
+                            "(DWARF or BTF)", tc.loc, token=f"string '{pattern}'")
+        out = []
+        for tp in tracepoints(self.kernel, pattern):
+            shown = f"{tp['system']}:{tp['name']}" if tp["system"] else tp["name"]
+            fn = {"name": tp["name"], "params": tp["args"], "return_type": None,
+                  "decl_file": tp["decl_file"], "decl_line": tp["decl_line"]}
+            out.append(DerivedProbe("tracepoint", f'kernel.trace("{shown}")',
+                                    copy.deepcopy(body), origin.loc,
+                                    {"tracepoint": tp["name"], "system": tp["system"],
+                                     "args": tp["args"], "optional": origin.optional},
+                                    function=fn))
+        if not out:
+            raise StapError("semantic", f"no match for probe point kernel.trace(\"{pattern}\")"
+                            f" in kernel {self.kernel.release}", tc.loc,
+                            token=f"string '{pattern}'")
+        return out
 
     def _kernel_function(self, comps: list[ast.Component], body: ast.Block,
                          origin: ast.ProbePoint) -> list[DerivedProbe]:

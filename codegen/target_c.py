@@ -32,6 +32,8 @@ def _base(em, e: ast.Expr, base: dict) -> str:  # type: ignore[no-untyped-def]
         return "stp_return_value(c->regs)"
     if kind == "const":
         return f"((stp_long){base['value']}LL)"
+    if kind == "tparg":
+        return f"stp_tp_arg({base['index']})"
     if kind == "expr":
         assert isinstance(e, ast.AtOp)
         return f"(stp_long)({em.expr(e.args[0])})"
@@ -83,6 +85,8 @@ def _item_value(em, item: dict) -> str:  # type: ignore[no-untyped-def]
     """The raw value of one $$parms item (register, stack slot, constant)."""
     base = item["base"]
     if item["start"] == "val":
+        if base["kind"] == "tparg":
+            return f"(u64)({_ctype(item['size'], item['signed'])})stp_tp_arg({base['index']})"
         if base["kind"] == "reg":
             return f"(u64)({_ctype(item['size'], item['signed'])})c->regs->{base['reg']}"
         if base["kind"] == "const":
@@ -139,6 +143,9 @@ def emit_target(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
         return emit_chain(em, e)
     if access in ("vars", "vars_return"):
         return emit_vars(em, e)
+    if access == "str":
+        from codegen.translate import c_string
+        return c_string(info["value"])
     if access == "const":
         return f"((stp_long){info['value']}LL)"
     if access == "entry_save":

@@ -453,7 +453,12 @@ class ProbeTargets:
             e.info = {"access": "vars", "items": items}
             return e
         if e.name in ("$$name", "$$system"):
-            return _unresolved(e, f"{e.name} is not supported yet")
+            value = p.params.get("tracepoint") if e.name == "$$name" else p.params.get("system")
+            if value is None:
+                return _unresolved(e, f"{e.name}: the tracepoint's system is not known "
+                                      "without DWARF")
+            e.info = {"access": "str", "value": value}
+            return e
         for i, a in enumerate(args):
             if a["name"] == e.name[1:]:
                 try:

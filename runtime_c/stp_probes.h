@@ -15,6 +15,8 @@
 
 /* nofault reads for $target chains, @cast and kernel_string() */
 #include "stp_deref.h"
+/* kernel.trace probes: armed with the kprobes, disarmed first */
+#include "stp_tracepoint.h"
 
 /* Floor for timer periods, so that a tiny interval cannot livelock a CPU. */
 #ifndef STP_MIN_TIMER_NS
@@ -160,6 +162,7 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 			return;
 		}
 	}
+	stp_arm_tracepoints(m);
 }
 
 static void stp_arm_timers(struct stp_module_desc *m)
@@ -189,6 +192,7 @@ static void stp_disarm(struct stp_module_desc *m)
 	struct kretprobe **rps = NULL;
 	int i, nk = 0, nr = 0;
 
+	stp_disarm_tracepoints(m);
 	for (i = 0; i < m->ntimers; i++) {
 		if (m->timers[i].armed) {
 			hrtimer_cancel(&m->timers[i].timer);

@@ -192,6 +192,8 @@ struct stp_module_desc {
 	int nkprobes;
 	struct stp_timer_desc *timers;
 	int ntimers;
+	struct stp_tp_desc *tracepoints;	/* kernel.trace (stp_tracepoint.h) */
+	int ntracepoints;
 	size_t context_size;		/* sizeof the generated frame */
 	int (*init_globals)(void);	/* allocate maps and stats; 0 or -errno */
 	void (*free_globals)(void);

@@ -37,6 +37,10 @@ def results(request):
              duration=0.2),
         case("global_display", build_module(SCRIPTS / "global_display.stp", release),
              duration=5),
+        case("tracepoints", build_module(SCRIPTS / "tracepoints.stp", release),
+             workload="sleep 0.2; /bin/true; sleep 0.2"),
+        case("tracepoints_btf", build_btf_only(SCRIPTS / "tracepoints_btf.stp", release),
+             workload="sleep 0.2; /bin/true; sleep 0.2"),
     ]
     return release, run_batch(release, cases)
 
@@ -75,3 +79,20 @@ def test_unread_globals_displayed_at_end(results):
     assert r["rc"] == 0 and not r["kernel_trouble"], r
     assert r["stdout"] == ('count=42\nnames["b",2]=7\nnames["a",1]=5\n'
                            "st @count=2 @min=3 @max=5 @sum=8 @avg=4\nmsg=\"hello\"\n")
+
+
+@pytest.mark.boot
+def test_tracepoint_arguments(results):
+    _, res = results
+    r = res["tracepoints"]
+    assert r["rc"] == 0 and not r["kernel_trouble"] and not r["left_loaded"], r
+    assert r["stdout"] == ("sched:sched_process_exec comm=true filename=/bin/true\n"
+                           "switched=1\n"), r
+
+
+@pytest.mark.boot
+def test_tracepoint_btf_only(results):
+    _, res = results
+    r = res["tracepoints_btf"]
+    assert r["rc"] == 0 and not r["kernel_trouble"], r
+    assert r["stdout"] == "sched_process_exec comm=true filename=/bin/true\n", r
