@@ -236,6 +236,29 @@ class _Signals:
             signal.signal(s, h)
 
 
+def _start_workload(workload: str, modname: str) -> subprocess.Popen:
+    """Run the workload with ``sh -c``. A module that uses target() has the
+    stp_target parameter: the workload's pid is written there before the
+    workload runs (its shell waits on a pipe until then, then execs the
+    workload in the same process), as stap -c does."""
+    param = Path(f"/sys/module/{modname}/parameters/stp_target")
+    if not param.exists():
+        return subprocess.Popen(["/bin/sh", "-c", workload])
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", f'read _ <&{r}; exec /bin/sh -c "$1"',
+                                 "sh", workload], pass_fds=(r,))
+        try:
+            param.write_text(f"{proc.pid}\n")
+        except OSError:
+            pass
+        os.write(w, b"\n")
+    finally:
+        os.close(r)
+        os.close(w)
+    return proc
+
+
 def _stop_workload(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -279,7 +302,7 @@ def run(ko: Path, workload: str | None = None, duration: float | None = None,
         else:
             if workload is not None:
                 # After "start": the probes are armed when the workload runs.
-                proc = subprocess.Popen(["/bin/sh", "-c", workload])
+                proc = _start_workload(workload, modname)
         started = time.monotonic()
         while True:
             sess.drain()

@@ -44,7 +44,7 @@ def test_l_and_return(release):
 
 
 def test_aliases(release):
-    assert listing(release, "vfs.*", False) == (0, ["vfs.read", "vfs.write"])
+    assert listing(release, "vfs.*", False) == (0, ["vfs.open", "vfs.read", "vfs.write"])
     rc, lines = listing(release, "vfs.read.return", True)
     assert rc == 0 and lines[0].startswith(
         "vfs.read.return bytes_read:long error:long name:string ret:long $file:struct file*")
