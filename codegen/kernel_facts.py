@@ -46,7 +46,8 @@ class DwarfKernelFacts:
             hit = self.cache.get("function", name)
             if hit is MISSING:
                 info = lookup_function(self.vmlinux, self.index, name)
-                hit = info.to_json() if info is not None and info.probeable else None
+                # Unprobeable clones are kept (probeable: false) for their note.
+                hit = info.to_json() if info is not None else None
                 self.cache.put("function", name, hit)
             self._functions[name] = hit  # type: ignore[assignment]
         return self._functions[name]

@@ -319,9 +319,13 @@ class ProbeResolver:
         if hasattr(self.kernel, "prefetch"):
             self.kernel.prefetch(names)
         out: list[DerivedProbe] = []
+        why: list[str] = []
         for name in names:
             info = self.kernel.function(name)
             if info is None:
+                continue
+            if not info.get("probeable", True):
+                why.append(info.get("note") or f"{name} cannot be probed")
                 continue
             if file_pat and info.get("decl_file") is None:
                 raise StapError("semantic", f"kernel.function(\"{pattern}\"): @file needs "
@@ -340,7 +344,8 @@ class ProbeResolver:
                                      "maxactive": maxactive, "optional": origin.optional},
                                     function=info))
         if not out:
+            because = f" ({'; '.join(why[:3])})" if why else ""
             raise StapError("semantic", f"no match for probe point kernel.function(\"{pattern}\")"
-                            f" in kernel {self.kernel.release}", fn.loc,
+                            f" in kernel {self.kernel.release}{because}", fn.loc,
                             token=f"string '{pattern}'")
         return out

@@ -141,3 +141,19 @@ def test_vars_strings(kctx):
 ])
 def test_messages(kctx, text, msg):
     assert msg in error(kctx, text)
+
+
+def test_clone_only_function_explains(kctx):
+    msg = error(kctx, 'probe kernel.function("do_execveat_common") { print(1) }')
+    assert (f'no match for probe point kernel.function("do_execveat_common") in kernel '
+            f'{kctx.release} (do_execveat_common.isra.0 is a GCC out-of-line copy') in msg
+
+
+def test_optional_sufficient_and_condition(kctx):
+    ir = elaborate(kctx, 'global on = 1\n'
+                         'probe kernel.function("no_such_fn")?, kernel.function("vfs_read")!, '
+                         'kernel.function("vfs_write") { print(1) }\n'
+                         'probe kernel.function("vfs_write") if (on) { on = 0 }\n'
+                         'probe kernel.function("no_such_fn2")? { print(2) }\n')
+    assert [p["params"]["symbol"] for p in ir["probes"]] == ["vfs_read", "vfs_write"]
+    assert ir["probes"][1]["condition"]["name"] == "on"

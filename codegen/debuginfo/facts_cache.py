@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 # Bump when FunctionInfo's JSON (or how it is computed) changes meaning.
-FACTS_FORMAT = 2
+FACTS_FORMAT = 3
 
 _MISSING = object()
 
