@@ -230,7 +230,7 @@ def test_network_aliases(booted):
 @pytest.mark.boot
 def test_memory_and_irq_aliases(booted):
     assert lines_of(booted, "memory") == [
-        "pagefault writes>=2048: 1", "kmalloc=1 kfree=1", "irq entry=1 exit=1"]
+        "pagefault writes=1 reads=1", "kmalloc=1 kfree=1", "irq entry=1 exit=1"]
 
 
 @pytest.mark.boot
