@@ -73,6 +73,9 @@ class Cell:
     output: str = ""
     errors: str = ""
     smoke: dict = field(default_factory=dict)
+    attempts: int = 1                   # 2: retried (its worker died, or the build failed)
+    worker: str = ""                    # the Dask worker that built it (executor=dask://)
+    retried: str = ""                   # why: one line per failed attempt
 
     @property
     def name(self) -> str:
@@ -212,7 +215,8 @@ def render_markdown(cells: list[Cell], probes: list[str], releases: list[str]) -
             c = grid[(p, r)]
             mark = {"passed": "✅", "failed": "❌", "build failed": "🔨❌"}.get(status(c), "⚪")
             row.append(f"{mark} {status(c)} (build {c.build_seconds:.1f}s, "
-                       f"run {c.run_seconds:.1f}s)")
+                       f"run {c.run_seconds:.1f}s)"
+                       + (f" ↻ retried ({c.attempts} attempts)" if c.attempts > 1 else ""))
         out.append(f"| {p} | " + " | ".join(row) + " |")
     passed = sum(status(c) == "passed" for c in cells)
     out += ["", f"{passed} of {len(cells)} cells passed."]
@@ -220,7 +224,19 @@ def render_markdown(cells: list[Cell], probes: list[str], releases: list[str]) -
         if status(c) != "passed":
             out += ["", f"## {c.name}: {status(c)}", "", "```",
                     excerpt(c.build_error or c.errors or c.output), "```"]
+    retried = [c for c in cells if c.attempts > 1]
+    if retried:
+        out += ["", f"## Retried cells ({len(retried)})", ""]
+        out += [f"- {c.name}: {c.attempts} attempts, {status(c)}"
+                + (f", last on {c.worker}" if c.worker else "") + ": "
+                + "; ".join(c.retried.splitlines()) for c in retried]
     return "\n".join(out) + "\n"
+
+
+def _retried_html(c: Cell) -> str:
+    if c.attempts <= 1:
+        return ""
+    return f"<br>↻ retried, {c.attempts} attempts: {html.escape(c.retried)}"
 
 
 def render_html(cells: list[Cell], probes: list[str], releases: list[str]) -> str:
@@ -236,7 +252,7 @@ def render_html(cells: list[Cell], probes: list[str], releases: list[str]) -> st
             tds.append(
                 f'<td style="background:{colour.get(status(c), "#eee")}">'
                 f"<b>{html.escape(status(c))}</b><br>"
-                f"build {c.build_seconds:.1f} s · run {c.run_seconds:.1f} s"
+                f"build {c.build_seconds:.1f} s · run {c.run_seconds:.1f} s{_retried_html(c)}"
                 f"<details><summary>output</summary><pre>{html.escape(excerpt(text))}</pre>"
                 f"</details></td>")
         rows.append(f"<tr><th>{html.escape(p)}</th>{''.join(tds)}</tr>")

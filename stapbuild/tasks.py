@@ -62,6 +62,35 @@ def stamp(release: str, what: str) -> Path:
     return store.artifacts_root() / "kernels" / release / f"{what}.id"
 
 
+def selected_executor() -> Optional[str]:
+    """The Dask scheduler that stale tasks send their heavy work to
+    (executor=dask://HOST:PORT, $STAPBUILD_EXECUTOR or [tool.stapbuild]
+    executor; see stapbuild.executor), or None: everything runs here."""
+    from stapbuild import executor
+    try:
+        return executor.configured(get_var("executor", None))
+    except executor.ExecutorError as e:
+        sys.stderr.write(f"ERROR: {e}\n")
+        raise SystemExit(2)
+
+
+def _on(address: Optional[str], action, args: list) -> tuple:
+    """An action here, or its stapbuild.executor twin that runs it on the cluster."""
+    if address is None:
+        return (action, args)
+    from stapbuild import executor
+    return (getattr(executor, action.__name__), [*args, address])
+
+
+def _kctx(release: str, remote: bool = False) -> passes.KernelContext:
+    """Pass 1's view of a kernel: the provisioned one, or with an executor
+    the .config a worker reported (the client need not provision kernels)."""
+    if remote:
+        from stapbuild.executor import remote_kernel_context
+        return remote_kernel_context(release)
+    return passes.KernelContext(release, kernels.kernel_info(release))
+
+
 def _label(probe: str, release: str) -> str:
     return f"{probe}@{release}"
 
@@ -110,8 +139,9 @@ def kernel_ready(release: str) -> bool:
 
 
 @_reported
-def do_parse(probe: str, script: str, release: str) -> Optional[TaskFailed]:
-    kctx = passes.KernelContext(release, kernels.kernel_info(release))
+def do_parse(probe: str, script: str, release: str,
+             remote: bool = False) -> Optional[TaskFailed]:
+    kctx = _kctx(release, remote)
     path = Path(script)
     r = passes.parse_pass(path, path.read_text(), kctx)
     store.write_ref(probe, release, r.artifact, r.inputs, check={"catalogue": r.catalogue})
@@ -178,23 +208,23 @@ class ParseUpToDate:
     tapset files it linked) are unchanged and the tapset catalogue defines
     the same names: editing a tapset a probe does not use leaves it alone."""
 
-    def __init__(self, probe: str, release: str) -> None:
-        self.probe, self.release = probe, release
+    def __init__(self, probe: str, release: str, remote: bool = False) -> None:
+        self.probe, self.release, self.remote = probe, release, remote
 
     def __call__(self) -> bool:
         ref = store.ref_path(self.probe, self.release, "parse")
         if not store.ref_inputs_unchanged(ref):
             return False
         recorded = store.read_inputs(ref).get("catalogue")
-        return recorded == _current_catalogue(self.release)
+        return recorded == _current_catalogue(self.release, self.remote)
 
 
 _CATALOGUES: dict[str, str] = {}
 
 
-def _current_catalogue(release: str) -> str:
+def _current_catalogue(release: str, remote: bool = False) -> str:
     if release not in _CATALOGUES:
-        kctx = passes.KernelContext(release, kernels.kernel_info(release))
+        kctx = _kctx(release, remote)
         _CATALOGUES[release] = passes.catalogue_digest(passes.tapset_library(kctx.pp_context()))
     return _CATALOGUES[release]
 
@@ -202,7 +232,15 @@ def _current_catalogue(release: str) -> str:
 # ------------------------------------------------------------------ tasks
 def task_kernel() -> Iterator[dict]:
     """Provision a kernel: headers, image, DWARF vmlinux, index, identities."""
+    address = selected_executor()
     for k in selected_kernels():
+        if address is not None:     # a worker provisions it; we keep identities and .config
+            from stapbuild import executor
+            yield {"name": k, "actions": [(executor.do_kernel, [k, address])],
+                   "targets": [str(stamp(k, "debuginfo")), str(stamp(k, "build")),
+                               str(executor.config_path(k))],
+                   "uptodate": [(executor.kernel_ready, [k])], "verbosity": 2}
+            continue
         yield {"name": k, "actions": [(prepare_kernel, [k])],
                "targets": [str(stamp(k, "debuginfo")), str(stamp(k, "build"))],
                "uptodate": [(kernel_ready, [k])], "verbosity": 2}
@@ -223,18 +261,21 @@ def task_parse() -> Iterator[dict]:
     # The compiler too: the parse key includes it (a parser change must
     # reparse; the content-keyed tree then cuts off if nothing changed).
     compiler = _files(passes.compiler_files())
+    remote = selected_executor() is not None
     for probe, script, k in _pairs():
-        yield {"name": _label(probe, k), "actions": [(do_parse, [probe, str(script), k])],
+        yield {"name": _label(probe, k),
+               "actions": [(do_parse, [probe, str(script), k] + ([True] if remote else []))],
                "file_dep": [str(script), str(stamp(k, "build"))] + compiler,
-               "uptodate": [ParseUpToDate(probe, k)],
+               "uptodate": [ParseUpToDate(probe, k, remote)],
                "targets": [str(store.ref_path(probe, k, "parse"))]}
 
 
 def task_elaborate() -> Iterator[dict]:
     """Pass 2: resolve symbols, types and probe points against the kernel."""
     compiler = _files(passes.compiler_files())
+    address = selected_executor()
     for probe, _, k in _pairs():
-        yield {"name": _label(probe, k), "actions": [(do_elaborate, [probe, k])],
+        yield {"name": _label(probe, k), "actions": [_on(address, do_elaborate, [probe, k])],
                "file_dep": [str(store.ref_path(probe, k, "parse")),
                             str(stamp(k, "debuginfo"))] + compiler,
                "uptodate": [(store.ref_intact, [str(store.ref_path(probe, k, "elaborate"))])],
@@ -256,8 +297,9 @@ def task_compile() -> Iterator[dict]:
     """Pass 4: build the .ko with the kernel's kbuild."""
     runtime = _files(passes.runtime_files())
     kbuild_py = str(Path(passes.kbuild.__file__))
+    address = selected_executor()
     for probe, _, k in _pairs():
-        yield {"name": _label(probe, k), "actions": [(do_compile, [probe, k])],
+        yield {"name": _label(probe, k), "actions": [_on(address, do_compile, [probe, k])],
                "file_dep": [str(store.ref_path(probe, k, "translate")),
                             str(stamp(k, "build")), kbuild_py] + runtime,
                "uptodate": [(store.ref_intact, [str(store.ref_path(probe, k, "compile"))])],
@@ -384,8 +426,9 @@ def do_report(probes: list[str], releases: list[str]) -> Optional[TaskFailed]:
 
 def task_cell() -> Iterator[dict]:
     """Matrix cell: passes 1-4 of one probe for one kernel; a failure is recorded, not fatal."""
+    address = selected_executor()
     for probe, script, k in _pairs():
-        yield {"name": _label(probe, k), "actions": [(do_cell, [probe, str(script), k])],
+        yield {"name": _label(probe, k), "actions": [_on(address, do_cell, [probe, str(script), k])],
                "task_dep": [f"kernel:{k}"], "uptodate": [False], "verbosity": 2}
 
 
@@ -425,6 +468,10 @@ def configure(argv: list[str] = sys.argv) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     cfg["dep_file"] = str(root / ".doit.db")
     cfg["default_tasks"] = default_tasks(argv)
+    if selected_executor() is not None:
+        # Actions submit to the cluster and wait: `doit -n N` keeps N tasks
+        # in flight in threads that share one Dask client.
+        cfg["par_type"] = "thread"
     if get_var("json", None) not in (None, "", "0"):
         # json=1: machine-readable progress for CI and log shippers.
         from stapbuild import progress

@@ -85,4 +85,5 @@ def test_tool_output(series, tool):
     assert not r.get("left_loaded"), r
     assert not r.get("kernel_trouble"), r.get("kernel_trouble")
     for rx in header(tool)["expect"]:
-        assert re.search(rx, out, re.M), f"{tool} on {series}: /{rx}/ not in:\n{out[-3000:]}"
+        assert re.search(rx, out, re.M), (f"{tool} on {series}: /{rx}/ not in:\n{out[-3000:]}"
+                                          f"\nstderr:\n{r.get('stderr', '')[-1500:]}")
