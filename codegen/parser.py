@@ -187,6 +187,7 @@ class Parser:
         self.depth = 0
         self.last: Optional[tuple] = None     # stap's last_t, where it matters
         self.pp_at = -1                       # index of a reported preprocessor error
+        self.comp_tok: dict[int, tuple] = {}  # probe-point component -> its token
 
     def has_version(self, v: str) -> bool:
         return not self.check_compatible or strverscmp(self.compatible, v) >= 0
@@ -380,7 +381,7 @@ class Parser:
         tok = self.next()
         if not self.privileged:
             raise self.fail(EMBED_STMT_DENIED, tok, skip=False)
-        return A.Embed(tok[T], loc=self.loc(tok))
+        return A.Embed(tok[T], loc=tok[SRC].loc(tok[P]))
 
     def parse_private(self, f: A.File) -> None:
         self.i += 1                     # 'private'
@@ -416,7 +417,7 @@ class Parser:
                     if g.private == private:
                         raise self.fail("duplicate global name", t)
                     raise self.fail("global versus private variable declaration conflict", t)
-            g = A.Global(name, private=private, loc=self.loc(t))
+            g = A.Global(name, private=private, loc=t[SRC].loc(t[P]))
             f.globals.append(g)
             t = None
             if ks[self.i] == "%":
@@ -449,7 +450,7 @@ class Parser:
         t = self.next()
         if t[K] != IDENT and t[K] not in ("string", "long"):
             raise self.fail("expected identifier", t)
-        fn = A.Function(t[T], [], A.Block(), private=private, loc=self.loc(t))
+        fn = A.Function(t[T], [], A.Block(), private=private, loc=t[SRC].loc(t[P]))
         fn.priority = 0 if self.user_file else 1
         t = self.next()
         if t[K] == ":":
@@ -468,7 +469,7 @@ class Parser:
                 raise self.fail("expected identifier", t)
             if any(p.name == t[T] for p in fn.params):
                 raise self.fail("duplicate parameter names", t)
-            param = A.Param(t[T], loc=self.loc(t))
+            param = A.Param(t[T], loc=t[SRC].loc(t[P]))
             fn.params.append(param)
             t = self.next()
             if t[K] == ":":
@@ -511,7 +512,7 @@ class Parser:
                 pp = pps[0]
                 if pp.optional or pp.sufficient:
                     raise self.fail("probe point alias name cannot be optional nor sufficient",
-                                    pp.components[0]._tok, at=True)
+                                    self.comp_tok[id(pp.components[0])], at=True)
                 aliases.append(pp)
                 if k == "+=":
                     epilogue = True
@@ -521,7 +522,7 @@ class Parser:
                 locations = pps
                 break
             raise self.fail("expected probe point specifier")
-        loc = self.loc(t0)
+        loc = t0[SRC].loc(t0[P])
         if not aliases:
             f.probes.append(A.Probe(locations, self.parse_block(), loc=loc))
             return
@@ -558,12 +559,12 @@ class Parser:
             else:
                 if len(pps) * len(suffix) > MAX_PROBE_POINTS:
                     raise self.fail("too many probe points from brace expansion",
-                                    suffix[0].components[0]._tok, at=True)
+                                    self.comp_tok[id(suffix[0].components[0])], at=True)
                 product = []
                 for pp in pps:
                     if pp.optional or pp.sufficient or pp.condition is not None:
                         raise self.fail("'?', '!' or condition must only be specified in "
-                                        "suffix", pp.components[0]._tok, at=True)
+                                        "suffix", self.comp_tok[id(pp.components[0])], at=True)
                     for s in suffix:
                         product.append(A.ProbePoint(pp.components + s.components,
                                                     s.optional, s.sufficient, s.condition,
@@ -618,8 +619,8 @@ class Parser:
                 break
             name += u[T]
             self.i += 1
-        comp = A.Component(name, loc=self.loc(t))
-        comp._tok = t                               # for errors at the component
+        comp = A.Component(name, loc=t[SRC].loc(t[P]))
+        self.comp_tok[id(comp)] = t                 # for errors at the component
         if self.ks[self.i] == "(":
             self.i += 1
             comp.arg = self.parse_literal()
@@ -631,13 +632,13 @@ class Parser:
     def parse_literal(self) -> Union[A.Number, A.String]:
         t = self.next()
         if t[K] == STRING:
-            return A.String(self.string_literals(t), loc=self.loc(t))
+            return A.String(self.string_literals(t), loc=t[SRC].loc(t[P]))
         neg = False
         if t[K] == "-":
             neg = True
             t = self.next()
         if t[K] == NUMBER:
-            return A.Number(self._number(t, neg), loc=self.loc(t))
+            return A.Number(self._number(t, neg), loc=t[SRC].loc(t[P]))
         raise self.fail("expected literal string or number", t)
 
     def parse_literal_string(self) -> tuple[str, tuple]:
@@ -659,7 +660,7 @@ class Parser:
         if t[K] != "{":
             raise self.fail("expected '{'", t)
         self.enter()
-        block = A.Block([], loc=self.loc(t))
+        block = A.Block([], loc=t[SRC].loc(t[P]))
         stmts = block.stmts
         ks = self.ks
         parse_statement = self.parse_statement
@@ -677,11 +678,11 @@ class Parser:
         k = t[K]
         if k == ";":
             self.i += 1
-            return A.NullStmt(loc=self.loc(t))
+            return A.NullStmt(loc=t[SRC].loc(t[P]))
         if k == "{":
             return self.parse_block()
         if k in STATEMENT_START or (k[0] != "\0" and not k[0].isalpha()):
-            ret: A.Stmt = A.ExprStmt(self.parse_expression(), loc=self.loc(t))
+            ret: A.Stmt = A.ExprStmt(self.parse_expression(), loc=t[SRC].loc(t[P]))
         else:
             handler = _STATEMENTS.get(k)
             if handler is None:
@@ -711,7 +712,7 @@ class Parser:
             self.expect_op(")")
         handler = self.parse_block()
         self.depth -= 1
-        return A.TryCatch(body, handler, var, loc=self.loc(t))
+        return A.TryCatch(body, handler, var, loc=t[SRC].loc(t[P]))
 
     def _open_paren(self) -> None:
         u = self.next()
@@ -734,7 +735,7 @@ class Parser:
             self.i += 1
             else_ = self.parse_statement()
         self.depth -= 1
-        return A.If(cond, then, else_, loc=self.loc(t))
+        return A.If(cond, then, else_, loc=t[SRC].loc(t[P]))
 
     def parse_while(self, t: tuple) -> A.Stmt:
         self.enter()
@@ -743,7 +744,7 @@ class Parser:
         self._close(")")
         body = self.parse_statement()
         self.depth -= 1
-        return A.While(cond, body, loc=self.loc(t))
+        return A.While(cond, body, loc=t[SRC].loc(t[P]))
 
     def _expr_statement(self) -> A.Expr:
         if self.ks[self.i] == EOF:
@@ -772,7 +773,7 @@ class Parser:
             self._close(")")
         body = self.parse_statement()
         self.depth -= 1
-        return A.For(init, cond, incr, body, loc=self.loc(t))
+        return A.For(init, cond, incr, body, loc=t[SRC].loc(t[P]))
 
     # foreach ([v[+-] =] (k[+-] | [k1[+-], ...]) in A[slice] [@agg][+-] [limit e]) stmt
     def parse_foreach(self, t: tuple) -> A.Stmt:
@@ -791,7 +792,7 @@ class Parser:
                 self.i += 1
             if ks[self.i] == "=":
                 self.i += 1
-                value = A.Symbol(look[T], loc=self.loc(look))
+                value = A.Symbol(look[T], loc=look[SRC].loc(look[P]))
                 if look_sort:
                     sort_dir, sort_column = look_sort, 0
                 look = None
@@ -801,7 +802,7 @@ class Parser:
             parenthesized = True
         keys: list[A.Symbol] = []
         if look is not None:
-            keys.append(A.Symbol(look[T], loc=self.loc(look)))
+            keys.append(A.Symbol(look[T], loc=look[SRC].loc(look[P])))
             if look_sort:
                 sort_dir, sort_column = look_sort, 1
         else:
@@ -809,7 +810,7 @@ class Parser:
                 u = self.next()
                 if u[K] != IDENT:
                     raise self.fail("expected identifier", u)
-                keys.append(A.Symbol(u[T], loc=self.loc(u)))
+                keys.append(A.Symbol(u[T], loc=u[SRC].loc(u[P])))
                 if ks[self.i] in ("+", "-"):
                     if sort_dir:
                         raise self.fail("multiple sort directives")
@@ -870,7 +871,7 @@ class Parser:
         body = self.parse_statement()
         self.depth -= 1
         return A.Foreach(keys, value, array, body, slice_, sort_column, sort_dir, agg, limit,
-                         loc=self.loc(t))
+                         loc=t[SRC].loc(t[P]))
 
     def parse_return(self, t: tuple) -> A.Stmt:
         if self.context != "function":
@@ -879,20 +880,20 @@ class Parser:
         if k == EOF:
             raise self.fail("expected ';', '}' or an expression statement", None)
         if k == ";" or k == "}":
-            return A.Return(None, loc=self.loc(t))
-        return A.Return(self.parse_expression(), loc=self.loc(t))
+            return A.Return(None, loc=t[SRC].loc(t[P]))
+        return A.Return(self.parse_expression(), loc=t[SRC].loc(t[P]))
 
     def parse_delete(self, t: tuple) -> A.Stmt:
-        return A.Delete(self.parse_expression(), loc=self.loc(t))
+        return A.Delete(self.parse_expression(), loc=t[SRC].loc(t[P]))
 
     def parse_break(self, t: tuple) -> A.Stmt:
-        return A.Break(loc=self.loc(t))
+        return A.Break(loc=t[SRC].loc(t[P]))
 
     def parse_continue(self, t: tuple) -> A.Stmt:
-        return A.Continue(loc=self.loc(t))
+        return A.Continue(loc=t[SRC].loc(t[P]))
 
     def parse_next(self, t: tuple) -> A.Stmt:
-        return A.Next(loc=self.loc(t))
+        return A.Next(loc=t[SRC].loc(t[P]))
 
     # ------------------------------------------------------------ expressions
     def parse_expression(self) -> A.Expr:
@@ -918,7 +919,7 @@ class Parser:
         if t[K] in ASSIGN_OPS:
             self.i += 1
             right = self.parse_expression()
-            return A.Assign(t[K], left, right, loc=self.loc(t))
+            return A.Assign(t[K], left, right, loc=t[SRC].loc(t[P]))
         return left
 
     def parse_ternary(self) -> A.Expr:
@@ -930,7 +931,7 @@ class Parser:
         then = self.parse_expression()
         self._close(":")
         else_ = self.parse_ternary() if self.v40 else self.parse_expression()
-        return A.Ternary(cond, then, else_, loc=self.loc(t))
+        return A.Ternary(cond, then, else_, loc=t[SRC].loc(t[P]))
 
     def parse_logical(self, min_level: int) -> A.Expr:
         """|| && | ^ & by precedence climbing; operands are array_in."""
@@ -959,7 +960,7 @@ class Parser:
             if t[K] != "in":
                 return left
             self.i += 1
-            return A.InArray([left], self.parse_indexable(), loc=self.loc(t))
+            return A.InArray([left], self.parse_indexable(), loc=t[SRC].loc(t[P]))
         self.i += 1
         indexes: list[A.Expr] = []
         while True:
@@ -979,7 +980,7 @@ class Parser:
         t = self.toks[self.i]
         if t[K] == "in":
             self.i += 1
-            return A.InArray(indexes, self.parse_indexable(), loc=self.loc(t))
+            return A.InArray(indexes, self.parse_indexable(), loc=t[SRC].loc(t[P]))
         if len(indexes) == 1:
             return indexes[0]
         raise self.fail("unexpected comma-separated expression list")
@@ -992,11 +993,11 @@ class Parser:
             t = self.toks[self.i]
             self.i += 1
             value, rx = self.parse_literal_string()
-            return A.Binary(k, left, A.String(value, loc=self.loc(rx)), loc=self.loc(t))
+            return A.Binary(k, left, A.String(value, loc=rx[SRC].loc(rx[P])), loc=t[SRC].loc(t[P]))
         while k in COMPARE_OPS:
             t = self.toks[self.i]
             self.i += 1
-            left = A.Binary(k, left, self.parse_arith(1), loc=self.loc(t))
+            left = A.Binary(k, left, self.parse_arith(1), loc=t[SRC].loc(t[P]))
             k = ks[self.i]
         return left
 
@@ -1022,16 +1023,16 @@ class Parser:
             self.enter()
             operand = self.parse_unary()
             self.depth -= 1
-            return A.Unary(k, operand, loc=self.loc(t))
+            return A.Unary(k, operand, loc=t[SRC].loc(t[P]))
         if k == "++" or k == "--":
             self.i += 1
-            return A.IncDec(k, True, self.parse_dwarf_value(), loc=self.loc(t))
+            return A.IncDec(k, True, self.parse_dwarf_value(), loc=t[SRC].loc(t[P]))
         value = self.parse_dwarf_value()
         t = self.toks[self.i]
         k = t[K]
         if k == "++" or k == "--":
             self.i += 1
-            return A.IncDec(k, False, value, loc=self.loc(t))
+            return A.IncDec(k, False, value, loc=t[SRC].loc(t[P]))
         return value
 
     def parse_dwarf_value(self) -> A.Expr:
@@ -1045,7 +1046,7 @@ class Parser:
         tsym: Optional[A.Expr] = None
         if k == IDENT and t[T][0] == "$":
             self.i += 1
-            expr = tsym = A.TargetSymbol(t[T], loc=self.loc(t))
+            expr = tsym = A.TargetSymbol(t[T], loc=t[SRC].loc(t[P]))
         elif k == "@cast":
             expr = tsym = self.parse_cast_op()
         elif k == "@var":
@@ -1063,7 +1064,7 @@ class Parser:
             if addr is not None or k == "->" or k == "[" or (
                     k == IDENT and _all_dollars(toks[self.i][T])):
                 at = addr if addr is not None else toks[self.i]
-                expr = tsym = A.AtOp("autocast", [expr], loc=self.loc(at))
+                expr = tsym = A.AtOp("autocast", [expr], loc=at[SRC].loc(at[P]))
         if tsym is not None:
             tsym.addressof = addr is not None  # type: ignore[union-attr]
             self.parse_target_components(tsym)
@@ -1094,12 +1095,12 @@ class Parser:
                     member = stripped
                     pprint = True
                 if member:
-                    comps.append(A.TargetComponent("member", member, loc=self.loc(t)))
+                    comps.append(A.TargetComponent("member", member, loc=t[SRC].loc(t[P])))
             elif k == "[":
                 t = toks[self.i]
                 self.i += 1
                 index = self.parse_expression()
-                comps.append(A.TargetComponent("index", index=index, loc=self.loc(t)))
+                comps.append(A.TargetComponent("index", index=index, loc=t[SRC].loc(t[P])))
                 self.expect_op("]")
             else:
                 break
@@ -1119,10 +1120,10 @@ class Parser:
             return self.parse_symbol()
         if k == NUMBER:
             self.i += 1
-            return A.Number(self._number(t), loc=self.loc(t))
+            return A.Number(self._number(t), loc=t[SRC].loc(t[P]))
         if k == STRING:
             self.i += 1
-            return A.String(self.string_literals(t), loc=self.loc(t))
+            return A.String(self.string_literals(t), loc=t[SRC].loc(t[P]))
         if k == "(":
             self.i += 1
             self.enter()
@@ -1134,7 +1135,7 @@ class Parser:
             if not self.privileged:
                 raise self.fail(EMBED_EXPR_DENIED, t, skip=False)
             self.i += 1
-            return A.EmbeddedExpr(t[T], loc=self.loc(t))
+            return A.EmbeddedExpr(t[T], loc=t[SRC].loc(t[P]))
         if k == EOF:
             raise self.fail("expected value", None)
         return self.parse_literal()
@@ -1146,7 +1147,7 @@ class Parser:
             raise self.fail("expected identifier or statistical operation", t)
         if k == "@hist_linear" or k == "@hist_log":
             return self.parse_hist(t)
-        return A.Symbol(t[T], loc=self.loc(t))
+        return A.Symbol(t[T], loc=t[SRC].loc(t[P]))
 
     def parse_hist(self, t: tuple) -> A.HistOp:
         self.expect_op("(")
@@ -1156,9 +1157,9 @@ class Parser:
             for _ in range(3):
                 self.expect_op(",")
                 value, nt = self.expect_number()
-                params.append(A.Number(value, loc=self.loc(nt)))
+                params.append(A.Number(value, loc=nt[SRC].loc(nt[P])))
         self.expect_op(")")
-        return A.HistOp(t[K][6:], stat, params, loc=self.loc(t))
+        return A.HistOp(t[K][6:], stat, params, loc=t[SRC].loc(t[P]))
 
     def parse_symbol(self) -> A.Expr:
         """var, array[index], func(args), printf(...), @operators."""
@@ -1168,7 +1169,7 @@ class Parser:
         k = t[K]
         name = t[T]
         ks = self.ks
-        loc = self.loc(t)
+        loc = t[SRC].loc(t[P])
         hop: Optional[A.HistOp] = None
         base: A.Expr
         if k == "@hist_linear" or k == "@hist_log":
@@ -1216,7 +1217,7 @@ class Parser:
             self.expect_op("(")
             v = self.expect_ident()
             self.expect_op(")")
-            return A.AtOp("probewrite", [A.Symbol(v[T], loc=self.loc(v))], loc=loc)
+            return A.AtOp("probewrite", [A.Symbol(v[T], loc=v[SRC].loc(v[P]))], loc=loc)
         if k == "@const":
             if not self.privileged:
                 raise self.fail("using @const operator not permitted; need stap -g", t,
@@ -1241,7 +1242,7 @@ class Parser:
             self.expect_op("(")
             value, nt = self.expect_number()
             self.expect_op(")")
-            return A.AtOp(k[1:], [A.Number(value, loc=self.loc(nt))], loc=loc)
+            return A.AtOp(k[1:], [A.Number(value, loc=nt[SRC].loc(nt[P]))], loc=loc)
         if self.v40 and k in ("@kderef", "@uderef"):
             if k == "@kderef" and not self.privileged:
                 raise self.fail("using @kderef operator not permitted; need stap -g", t,
@@ -1251,7 +1252,7 @@ class Parser:
             self.expect_op(",")
             addr = self.parse_expression()
             self.expect_op(")")
-            return A.AtOp(k[1:], [A.Number(value, loc=self.loc(nt)), addr], loc=loc)
+            return A.AtOp(k[1:], [A.Number(value, loc=nt[SRC].loc(nt[P])), addr], loc=loc)
         if self.v55 and k == "@enum":
             self.expect_op("(")
             value = self.expect_string()
@@ -1283,7 +1284,7 @@ class Parser:
                         raise self.fail(f"not more than {n} parameter{'s' if n != 1 else ''} "
                                         "allowed", u, at=True)
                     value, nt = self.expect_number()
-                    params.append(A.Number(value, loc=self.loc(nt)))
+                    params.append(A.Number(value, loc=nt[SRC].loc(nt[P])))
             return A.StatOp(STAT_OPS[k], stat, params, loc=loc)
         raise self.fail(f"unknown operator {k}", t)
 
@@ -1304,7 +1305,7 @@ class Parser:
                 self.expect_op("[")
                 index = self.parse_expression()
                 self.expect_op("]")
-                args.append(A.Index(hop, [index], loc=self.loc(ht)))
+                args.append(A.Index(hop, [index], loc=ht[SRC].loc(ht[P])))
                 while ks[self.i] != ")":
                     self.expect_op_any(",", ")")
                     args.append(self.parse_expression())
@@ -1313,11 +1314,11 @@ class Parser:
             consumed = False
             if name.endswith("printf"):
                 value, st = self.parse_literal_string()
-                args.append(A.String(value, loc=self.loc(st)))
+                args.append(A.String(value, loc=st[SRC].loc(st[P])))
                 consumed = True
             elif name.startswith(("printd", "sprintd")):
                 value, st = self.parse_literal_string()
-                args.append(A.String(value, loc=self.loc(st)))
+                args.append(A.String(value, loc=st[SRC].loc(st[P])))
                 consumed = True
                 min_args = 2
             elif not name.endswith("ln"):
@@ -1345,7 +1346,7 @@ class Parser:
             self.i += 1
             strings.append(self.expect_string())
         self.expect_op(")")
-        return A.AtOp("cast", [operand], strings, loc=self.loc(t))
+        return A.AtOp("cast", [operand], strings, loc=t[SRC].loc(t[P]))
 
     def parse_atvar_op(self) -> A.AtOp:
         t = self.next()
@@ -1355,7 +1356,7 @@ class Parser:
             self.i += 1
             strings.append(self.expect_string())
         self.expect_op(")")
-        return A.AtOp("var", strings=strings, loc=self.loc(t))
+        return A.AtOp("var", strings=strings, loc=t[SRC].loc(t[P]))
 
 
 _STATEMENTS = {
