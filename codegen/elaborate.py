@@ -549,6 +549,8 @@ class Elaborator:
             return STRING
         if isinstance(e, ast.Symbol):
             return self.symbol(e, scope, want)
+        if isinstance(e, ast.TargetSymbol) and self.procfs_value(e, scope):
+            return STRING
         if isinstance(e, (ast.TargetSymbol, ast.AtOp)):
             return self.target(e, scope)
         if isinstance(e, ast.HistOp):
@@ -684,6 +686,10 @@ class Elaborator:
                 if g is not None:
                     g.written = True
             return t
+        if isinstance(e, ast.TargetSymbol) and self.procfs_value(e, scope):
+            if e.info["write"]:
+                self.error("$value is read-only in procfs write probes", e)
+            return STRING
         if isinstance(e, ast.TargetSymbol):
             self.error("writing to a $target variable needs guru mode (-g)", e)
             return None
@@ -828,6 +834,17 @@ class Elaborator:
             if t == STATS:
                 self.error("cannot print a statistic; use @count, @sum, ...", a)
         return returns
+
+    @staticmethod
+    def procfs_value(e: ast.TargetSymbol, scope: Scope) -> bool:
+        """$value in a procfs probe: the text read (set it in .read) or
+        written (.write). A string, handled by the translator."""
+        p = scope.probe
+        if p is None or p.family != "procfs" or e.name != "$value" or e.components \
+                or e.addressof or e.pretty:
+            return False
+        e.info = {"access": "procfs_value", "write": p.params["write"]}
+        return True
 
     def target(self, e: ast.Expr, scope: Scope) -> Optional[str]:
         """A $target, @cast or @entry node, resolved before inference

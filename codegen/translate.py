@@ -45,6 +45,12 @@ def c_long(v: int) -> str:
     return f"{v}LL"
 
 
+def has_side_effects(e: ast.Node) -> bool:
+    """Could evaluating @e change a variable (or print)?"""
+    from codegen.link import walk
+    return any(isinstance(n, (ast.Assign, ast.IncDec, ast.Call)) for n in walk(e))
+
+
 def token_text(e: ast.Node) -> str:
     """How SystemTap prints the token of an expression in error messages."""
     if isinstance(e, (ast.Symbol, ast.Call, ast.TargetSymbol)):
@@ -414,6 +420,8 @@ class BodyEmitter:
 
     # -- target variables, @cast, @entry, @defined: see codegen/target_c.py
     def e_TargetSymbol(self, e: ast.TargetSymbol) -> str:
+        if e.info and e.info.get("access") == "procfs_value":
+            return "stp_procfs_value(c)"
         from codegen.target_c import emit_target
         return emit_target(self, e)
 
@@ -577,8 +585,11 @@ class BodyEmitter:
             raise StapError("semantic", f"regex compilation error: {err}", e.right.loc,
                             token=f"string '{e.right.value}'") from None
         s = self.expr(e.left)
-        r = f"((stp_long)stp_regex_match(c, &{rx}, {s}))"
-        return r if e.op == "=~" else f"((stp_long)!{r})"
+        # A statement, not an expression: it records the match for
+        # matched(), so it must run exactly where the script has it.
+        t = self.frame.long()
+        self.emit(f"{t} = stp_regex_match(c, &{rx}, {s});")
+        return t if e.op == "=~" else f"((stp_long)!{t})"
 
     def e_Logical(self, e: ast.Logical) -> str:
         a = self.expr(e.left)
@@ -666,6 +677,12 @@ class BodyEmitter:
             return v
         if isinstance(e.target, ast.Index):
             return self._assign_element(e)
+        if isinstance(e.target, ast.TargetSymbol):
+            # $value of a procfs read probe: what the reader gets.
+            v = self.expr(e.value)
+            fn = "stp_procfs_append" if e.op == ".=" else "stp_procfs_set"
+            self.emit(f"{fn}(c, {v});")
+            return "stp_procfs_value(c)"
         target = self._scalar_target(e.target)
         assert target is not None, e.target
         if e.target.ty == STRING:
@@ -736,7 +753,7 @@ class BodyEmitter:
 
     def user_call(self, e: ast.Call) -> str:
         fn = self.unit.function(e.info["fn"])
-        values = [self.expr(a) for a in e.args]
+        values = self.args_in_order(e.args)
         self.where(e, f"identifier '{e.name}'")
         # The callee's frame is the next one: check the depth before
         # writing its parameters there.
@@ -786,7 +803,7 @@ class BodyEmitter:
                     self.emit('stp_print_str(c, "\\n");')
                 return "0"
             return self._print_values(e, args, delim, base.endswith("ln"), to_string)
-        values = [self.expr(a) for a in args]
+        values = self.args_in_order(args)
         cargs = []
         for kind, v in zip(kinds, values):
             cargs.append(f"(int)({v})" if kind == "int" else
@@ -796,7 +813,7 @@ class BodyEmitter:
 
     def _print_values(self, e: ast.Call, args: list[ast.Expr], delim: str, newline: bool,
                       to_string: Optional[bool]) -> str:
-        values = [(self.expr(a), a.ty) for a in args]
+        values = list(zip(self.args_in_order(args), [a.ty for a in args]))
         parts: list[str] = []
         cargs: list[str] = []
         for v, ty in values:
@@ -811,6 +828,19 @@ class BodyEmitter:
             self.emit(f"stp_print_str(c, {values[0][0]});")
             return "0"
         return self._emit_format(e, fmt, cargs, bool(to_string), False)
+
+    def args_in_order(self, args: list[ast.Expr]) -> list[str]:
+        """Evaluate arguments left to right: a variable read is copied
+        before a later argument can change it (x, x++)."""
+        out = []
+        for i, a in enumerate(args):
+            v = self.expr(a)
+            if isinstance(a, ast.Symbol) and any(has_side_effects(b) for b in args[i + 1:]):
+                t = self.frame.string() if a.ty == STRING else self.frame.long()
+                self.emit(f"stp_strlcpy({t}, {v});" if a.ty == STRING else f"{t} = {v};")
+                v = t
+            out.append(v)
+        return out
 
     def _emit_format(self, e: ast.Call, fmt: str, cargs: list[str], to_string: bool,
                      may_fault: bool) -> str:
@@ -841,6 +871,8 @@ class Translator:
         self.stat_specs = self._collect_stat_specs()
         self.regexes: dict[str, str] = {}       # pattern -> C name
         self.regex_tables: list[str] = []       # C definitions
+        self.re_max_prog = 1                    # sizes of matched()'s scratch
+        self.re_max_caps = 2
 
     def global_(self, c_name: str) -> dict:
         return self._globals[c_name]
@@ -928,7 +960,10 @@ class Translator:
         if name is None:
             from codegen.regex_dfa import compile_regex, emit_c
             name = f"stpg_re_{len(self.regexes)}"
-            self.regex_tables.append(emit_c(compile_regex(pattern), name, pattern))
+            rx = compile_regex(pattern)
+            self.regex_tables.append(emit_c(rx, name, pattern))
+            self.re_max_prog = max(self.re_max_prog, len(rx.prog))
+            self.re_max_caps = max(self.re_max_caps, 2 * (rx.ngroups + 1))
             self.regexes[pattern] = name
         return name
 
@@ -1014,8 +1049,28 @@ class Translator:
             error=self._ordered("error"),
             kprobes=[p for p in ir["probes"] if p["family"] == "kprobe"],
             timers=[p for p in ir["probes"] if p["family"] == "timer"],
+            procfs=self._procfs_files(),
             stat_specs=self.stat_specs, max_nesting=self.max_nesting(),
-            regex_tables=self.regex_tables)
+            regex_tables=self.regex_tables, re_max_prog=self.re_max_prog,
+            re_max_caps=self.re_max_caps)
+
+    def _procfs_files(self) -> list[dict]:
+        """One /proc file per path, with its read and write probes."""
+        files: dict[str, dict] = {}
+        for p in self.ir["probes"]:
+            if p["family"] != "procfs":
+                continue
+            f = files.setdefault(p["params"]["path"], {"path": p["params"]["path"],
+                                                       "read": None, "write": None,
+                                                       "maxsize": 0})
+            kind = "write" if p["params"]["write"] else "read"
+            if f[kind] is not None:
+                raise StapError("semantic", f"duplicate procfs {kind} probe for "
+                                f"'{f['path']}'", ast.Loc(*p["loc"]),
+                                token=f"identifier 'procfs'")
+            f[kind] = p
+            f["maxsize"] = max(f["maxsize"], p["params"]["maxsize"])
+        return list(files.values())
 
     def _ordered(self, family: str) -> list[dict]:
         ps = [p for p in self.ir["probes"] if p["family"] == family]

@@ -368,10 +368,10 @@ static __maybe_unused bool stp_map_get_stat(struct stp_map *m,
 	struct stp_map_entry *e = stp_map_find(m, k, stp_map_hash(m, k));
 
 	if (!e || m->vtype != STP_T_STATS) {
-		memset(out, 0, stp_stat_size(m->stat));
+		stp_stat_zero(m->stat, out);
 		return false;
 	}
-	memcpy(out, stp_eval(m, e), stp_stat_size(m->stat));
+	stp_stat_copy(m->stat, out, stp_eval(m, e));
 	return true;
 }
 
@@ -737,7 +737,7 @@ static __maybe_unused bool stp_pmap_get_stat(struct stp_pmap *pm,
 	bool found = false;
 	int cpu;
 
-	memset(out, 0, stp_stat_size(m0->stat));
+	stp_stat_zero(m0->stat, out);
 	for_each_possible_cpu(cpu) {
 		struct stp_map *m = pm->cpu[cpu];
 		struct stp_map_entry *e = stp_map_find(m, k, h);

@@ -41,6 +41,8 @@ static void stp_do_start(void)
 	stp_arm_kprobes(&stp_module);
 	if (stp_session_get() == STP_SESSION_RUNNING)
 		stp_arm_timers(&stp_module);
+	if (stp_session_get() == STP_SESSION_RUNNING)
+		stp_arm_procfs(&stp_module);
 }
 
 static void stp_do_stop(void)

@@ -17,6 +17,9 @@
 #include "stp_deref.h"
 /* kernel.trace probes: armed with the kprobes, disarmed first */
 #include "stp_tracepoint.h"
+#include <asm/irq_regs.h>
+/* procfs("path") files */
+#include "stp_procfs.h"
 
 /* Floor for timer periods, so that a tiny interval cannot livelock a CPU. */
 #ifndef STP_MIN_TIMER_NS
@@ -165,6 +168,42 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 	stp_arm_tracepoints(m);
 }
 
+/*
+ * timer.profile: a timer pinned to each CPU, firing every tick there. Its
+ * handler sees the interrupted registers, as a profiling tick does.
+ */
+static enum hrtimer_restart stp_cpu_hrtimer_fn(struct hrtimer *timer)
+{
+	struct stp_cpu_timer *ct = container_of(timer, struct stp_cpu_timer,
+						timer);
+	struct stp_timer_desc *t = ct->t;
+	struct stp_context *c;
+
+	if (stp_session_get() != STP_SESSION_RUNNING)
+		return HRTIMER_NORESTART;
+	c = stp_probe_enter(t->probe, STP_SESSION_RUNNING, get_irq_regs());
+	if (c) {
+		t->probe->fn(c);
+		stp_probe_exit(c);
+	}
+	if (stp_session_get() != STP_SESSION_RUNNING)
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(timer, ns_to_ktime(t->interval_ns));
+	return HRTIMER_RESTART;
+}
+
+static void stp_start_cpu_timer(void *arg)
+{
+	struct stp_timer_desc *t = arg;
+	struct stp_cpu_timer *ct = this_cpu_ptr(t->cpu_timers);
+
+	hrtimer_init(&ct->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED);
+	ct->timer.function = stp_cpu_hrtimer_fn;
+	ct->t = t;
+	hrtimer_start(&ct->timer, ns_to_ktime(t->interval_ns),
+		      HRTIMER_MODE_REL_PINNED);
+}
+
 static void stp_arm_timers(struct stp_module_desc *m)
 {
 	int i;
@@ -172,6 +211,18 @@ static void stp_arm_timers(struct stp_module_desc *m)
 	for (i = 0; i < m->ntimers; i++) {
 		struct stp_timer_desc *t = &m->timers[i];
 
+		if (t->per_cpu) {
+			t->cpu_timers = alloc_percpu(struct stp_cpu_timer);
+			if (!t->cpu_timers) {
+				stp_warn("probe %s registration error [man warning::pass5] (rc %d)",
+					 t->probe->pp, -ENOMEM);
+				stp_session_fail();
+				return;
+			}
+			t->armed = true;
+			on_each_cpu(stp_start_cpu_timer, t, 1);
+			continue;
+		}
 		hrtimer_init(&t->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 		t->timer.function = stp_hrtimer_fn;
 		t->armed = true;
@@ -194,11 +245,26 @@ static void stp_disarm(struct stp_module_desc *m)
 
 	stp_disarm_tracepoints(m);
 	for (i = 0; i < m->ntimers; i++) {
-		if (m->timers[i].armed) {
-			hrtimer_cancel(&m->timers[i].timer);
-			m->timers[i].armed = false;
+		struct stp_timer_desc *t = &m->timers[i];
+		int cpu;
+
+		if (!t->armed)
+			continue;
+		if (t->per_cpu) {
+			for_each_possible_cpu(cpu) {
+				struct stp_cpu_timer *ct = per_cpu_ptr(t->cpu_timers, cpu);
+
+				if (ct->t)	/* started on that CPU */
+					hrtimer_cancel(&ct->timer);
+			}
+			free_percpu(t->cpu_timers);
+			t->cpu_timers = NULL;
+		} else {
+			hrtimer_cancel(&t->timer);
 		}
+		t->armed = false;
 	}
+	stp_disarm_procfs(m);
 	if (!m->nkprobes)
 		return;
 	kps = kcalloc(m->nkprobes, sizeof(*kps), GFP_KERNEL);

@@ -108,6 +108,28 @@ struct stp_record_hdr {
 
 /* ---- probe context ---- */
 struct stp_probe_desc;
+struct stp_regex;
+
+/*
+ * Scratch for matched(n)'s Pike VM (stp_regex.h), sized by the generated
+ * code to its largest regex program; tiny when the script has none.
+ */
+#ifndef STP_RE_MAX_PROG
+#define STP_RE_MAX_PROG 1
+#endif
+#ifndef STP_RE_MAX_CAPS
+#define STP_RE_MAX_CAPS 2
+#endif
+struct stp_re_thread {
+	u16 pc;
+	s16 cap[STP_RE_MAX_CAPS];
+};
+struct stp_re_scratch {
+	struct stp_re_thread list[2][STP_RE_MAX_PROG];
+	struct stp_re_thread stack[2 * STP_RE_MAX_PROG + 2];
+	u32 mark[STP_RE_MAX_PROG];
+	u32 gen;
+};
 
 struct stp_print_buf {
 	size_t len;
@@ -138,6 +160,14 @@ struct stp_context {
 	const char *call_site[MAXNESTING + 1];
 	char error_buffer[MAXSTRINGLEN];
 	char report_buffer[MAXSTRINGLEN];	/* stp_softerror's message */
+	/* the last =~: what matched() and ngroups() look at */
+	const struct stp_regex *match_re;
+	bool match_ok;
+	/* $value of a procfs probe: the file's buffer while its probe runs */
+	char *procfs_value;
+	size_t procfs_size;
+	char match_subject[MAXSTRINGLEN];
+	struct stp_re_scratch re_scratch;
 	struct stp_print_buf out;
 };
 
@@ -172,13 +202,34 @@ struct stp_kprobe_desc {
 	bool registered;
 };
 
+struct stp_timer_desc;
+struct stp_cpu_timer {
+	struct hrtimer timer;
+	struct stp_timer_desc *t;
+};
+
 struct stp_timer_desc {
 	const struct stp_probe_desc *probe;
 	u64 interval_ns;
 	u64 randomize_ns;
+	bool per_cpu;			/* timer.profile: one timer on each CPU */
 	/* runtime-owned */
 	struct hrtimer timer;
+	struct stp_cpu_timer __percpu *cpu_timers;
 	bool armed;
+};
+
+/* procfs("path").read / .write: /proc/systemtap/MODULE/path */
+struct stp_procfs_desc {
+	const char *path;
+	const struct stp_probe_desc *read;	/* fills $value */
+	const struct stp_probe_desc *write;	/* gets $value */
+	size_t bufsize;			/* .maxsize(N), else MAXSTRINGLEN */
+	/* runtime-owned */
+	struct mutex lock;
+	char *buf;
+	size_t len;
+	bool created;
 };
 
 struct stp_module_desc {
@@ -194,6 +245,8 @@ struct stp_module_desc {
 	int ntimers;
 	struct stp_tp_desc *tracepoints;	/* kernel.trace (stp_tracepoint.h) */
 	int ntracepoints;
+	struct stp_procfs_desc *procfs;
+	int nprocfs;
 	size_t context_size;		/* sizeof the generated frame */
 	int (*init_globals)(void);	/* allocate maps and stats; 0 or -errno */
 	void (*free_globals)(void);
@@ -263,6 +316,7 @@ static inline void stp_catch(struct stp_context *c)
 #include "stp_format.h"
 #include "stp_output.h"
 #include "stp_string.h"
+#include "stp_regex.h"
 #include "stp_arith.h"
 #include "stp_stat.h"
 #include "stp_map.h"

@@ -75,6 +75,35 @@ static inline size_t stp_stat_size(const struct stp_stat_spec *sp)
 	return sizeof(struct stp_stat) + stp_stat_buckets(sp) * sizeof(stp_long);
 }
 
+/*
+ * Whole-statistic copy and clear. Not memcpy/memset: the kernel's
+ * FORTIFY_SOURCE (rightly) warns about writes past sizeof(struct stp_stat)
+ * into the flexible hist[] through a struct pointer.
+ */
+static inline void stp_stat_zero(const struct stp_stat_spec *sp, struct stp_stat *s)
+{
+	int i, nb = stp_stat_buckets(sp);
+
+	s->count = s->sum = s->min = s->max = s->avg_s = s->m2 = 0;
+	for (i = 0; i < nb; i++)
+		s->hist[i] = 0;
+}
+
+static inline void stp_stat_copy(const struct stp_stat_spec *sp, struct stp_stat *dst,
+				 const struct stp_stat *src)
+{
+	int i, nb = stp_stat_buckets(sp);
+
+	dst->count = src->count;
+	dst->sum = src->sum;
+	dst->min = src->min;
+	dst->max = src->max;
+	dst->avg_s = src->avg_s;
+	dst->m2 = src->m2;
+	for (i = 0; i < nb; i++)
+		dst->hist[i] = src->hist[i];
+}
+
 /* Log histogram bucket of @v: 64 for 0, 65.. for 1, 2-3, 4-7..., below 64
  * for negative values. */
 static inline int stp_hist_log_bucket(stp_long v)
@@ -159,7 +188,7 @@ static __maybe_unused void stp_stat_merge(const struct stp_stat_spec *sp,
 	if (src->count == 0)
 		return;
 	if (dst->count == 0) {
-		memcpy(dst, src, stp_stat_size(sp));
+		stp_stat_copy(sp, dst, src);
 		return;
 	}
 	if (sp && sp->variance) {
@@ -411,7 +440,7 @@ static __maybe_unused void stp_pstat_get(struct stp_pstat *p,
 {
 	int cpu;
 
-	memset(out, 0, stp_stat_size(p->spec));
+	stp_stat_zero(p->spec, out);
 	for_each_possible_cpu(cpu)
 		stp_stat_merge(p->spec, out, stp_pstat_cpu(p, cpu));
 }
@@ -421,7 +450,7 @@ static __maybe_unused void stp_pstat_clear(struct stp_pstat *p)
 	int cpu;
 
 	for_each_possible_cpu(cpu)
-		memset(stp_pstat_cpu(p, cpu), 0, p->size);
+		stp_stat_zero(p->spec, stp_pstat_cpu(p, cpu));
 }
 
 #endif /* STP_STAT_H */

@@ -7,26 +7,36 @@
 #ifndef STP_STRING_H
 #define STP_STRING_H
 
+/* strnlen(s, MAXSTRINGLEN - 1) that compilers cannot second-guess: a
+ * string literal shorter than the bound is fine (it stops at its NUL). */
+static inline size_t stp_strnlen(const char *s)
+{
+	size_t n = 0;
+
+	while (n < MAXSTRINGLEN - 1 && s[n])
+		n++;
+	return n;
+}
+
 static __maybe_unused void stp_strlcpy(char *dst, const char *src)
 {
 	size_t n;
 
 	if (!src)
 		src = "";
-	n = strnlen(src, MAXSTRINGLEN - 1);
+	n = stp_strnlen(src);
 	memmove(dst, src, n);
 	dst[n] = '\0';
 }
 
 static __maybe_unused void stp_strlcat(char *dst, const char *src)
 {
-	size_t len = strnlen(dst, MAXSTRINGLEN - 1);
+	size_t len = stp_strnlen(dst);
 	size_t n;
 
 	if (!src)
 		return;
-	n = min_t(size_t, strnlen(src, MAXSTRINGLEN - 1),
-		  MAXSTRINGLEN - 1 - len);
+	n = min_t(size_t, stp_strnlen(src), MAXSTRINGLEN - 1 - len);
 	memmove(dst + len, src, n);
 	dst[len + n] = '\0';
 }

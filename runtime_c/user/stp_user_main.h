@@ -189,6 +189,8 @@ int main(int argc, char **argv)
 		stp_arm_kprobes(&stp_module);
 		if (stp_session_get() == STP_SESSION_RUNNING)
 			stp_arm_timers(&stp_module);
+		if (stp_session_get() == STP_SESSION_RUNNING)
+			stp_arm_procfs(&stp_module);
 		stp_user_drain();
 	}
 	if (seconds >= 0)

@@ -12,6 +12,7 @@
 
 /* nofault reads (kernel_string() ...): process_vm_readv on ourselves. */
 #include "stp_deref.h"
+#include "stp_procfs.h"
 
 #ifndef STP_MIN_TIMER_NS
 #define STP_MIN_TIMER_NS 1000ULL
@@ -34,6 +35,12 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 {
 	int i;
 
+	if (m->ntracepoints) {
+		stp_warn("kernel.trace probes need a kernel: not registered (rc %d)",
+			 -ENOSYS);
+		stp_session_fail();
+		return;
+	}
 	for (i = 0; i < m->nkprobes; i++) {
 		if (m->kprobes[i].optional)
 			continue;
@@ -42,6 +49,17 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 		stp_session_fail();
 		return;
 	}
+}
+
+/* procfs files need a kernel: refused like kprobes. */
+static void stp_arm_procfs(struct stp_module_desc *m)
+{
+	if (!m->nprocfs)
+		return;
+	stp_warn("probe %s registration error [man warning::pass5] (rc %d)",
+		 m->procfs[0].read ? m->procfs[0].read->pp : m->procfs[0].write->pp,
+		 -ENOSYS);
+	stp_session_fail();
 }
 
 static void stp_arm_timers(struct stp_module_desc *m)
