@@ -21,6 +21,9 @@ class Settings:
     kernel_sets: dict[str, list[str]] = field(
         default_factory=lambda: {"default": ["6.1", "6.12"]})
     default_kernel: str = "6.1"
+    # Where the heavy per-kernel work runs: "" (here) or dask://HOST:PORT
+    # (see stapbuild.executor); the doit variable executor= overrides it.
+    executor: str = ""
 
     @property
     def kernels(self) -> list[str]:
@@ -49,7 +52,8 @@ def load_settings(root: Path | None = None) -> Settings:
     if isinstance(sets, list):          # the older form: kernels = [...]
         sets = {"default": sets}
     return Settings(kernel_sets={str(k): [str(x) for x in v] for k, v in sets.items()},
-                    default_kernel=str(table.get("default_kernel", defaults.default_kernel)))
+                    default_kernel=str(table.get("default_kernel", defaults.default_kernel)),
+                    executor=str(table.get("executor", defaults.executor)))
 
 
 def probes_dir(root: Path | None = None) -> Path:
