@@ -901,11 +901,13 @@ class Parser:
         i = self.i
         ks = self.ks
         k = ks[i]
-        # Fast path: a lone identifier or number that nothing can continue.
-        if (k == IDENT or k == NUMBER) and ks[i + 1] not in CONTINUES:
+        # Fast paths: a lone identifier or number that nothing can continue,
+        # and an assignment to a plain name.
+        if k == IDENT or k == NUMBER:
             toks = self.toks
             nt = toks[i + 1]
-            if not (nt[K] == IDENT and _all_dollars(nt[T])):
+            nk = nt[K]
+            if nk not in CONTINUES and not (nk == IDENT and _all_dollars(nt[T])):
                 t = toks[i]
                 if k == NUMBER:
                     self.i = i + 1
@@ -914,6 +916,15 @@ class Parser:
                 if name[0] != "$" and name not in PRINT_FAMILY:
                     self.i = i + 1
                     return A.Symbol(name, loc=t[SRC].loc(t[P]))
+            elif nk in ASSIGN_OPS and k == IDENT:
+                # "name = ...": the left side is a plain symbol.
+                t = toks[i]
+                name = t[T]
+                if name[0] != "$" and name not in PRINT_FAMILY:
+                    self.i = i + 2
+                    right = self.parse_expression()
+                    return A.Assign(nk, A.Symbol(name, loc=t[SRC].loc(t[P])), right,
+                                    loc=nt[SRC].loc(nt[P]))
         left = self.parse_ternary()
         t = self.toks[self.i]
         if t[K] in ASSIGN_OPS:
