@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from codegen.lexer import (CH, EOF, IDENT, K, NUMBER, STRING, T, Source, decode_string,
+from codegen.lexer import (EOF, IDENT, K, NUMBER, STRING, T, Source, decode_string,
                            parse_c_number, scan, stap_content)
 
 PPERR = "\0pp"
