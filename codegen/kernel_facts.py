@@ -52,6 +52,32 @@ class DwarfKernelFacts:
             self._functions[name] = hit  # type: ignore[assignment]
         return self._functions[name]
 
+    # -- issue 11: address forms and whole-file patterns ---------------------
+    def function_at(self, addr: int):  # type: ignore[no-untyped-def]
+        """(symbol, start, size) of the function containing a link-time
+        address, or None when no function symbol covers it."""
+        if getattr(self, "_addrmap", None) is None:
+            from codegen.debuginfo.addresses import AddressMap
+            self._addrmap = AddressMap(self.index)
+        return self._addrmap.containing(addr)
+
+    def symbol_count(self, name: str) -> int:
+        """How many distinct definitions share a symbol name (statics)."""
+        return len(self.index.lookup(name))
+
+    def functions_in_files(self, names: list[str], file_pat: str) -> list[str]:
+        """Of names, those whose CU's source file matches file_pat (a
+        cheap prefilter before DWARF lookups; CU names are cached)."""
+        import fnmatch
+        cus = self.cache.get("cu_names", "all")
+        if cus is MISSING or not isinstance(cus, dict):
+            from codegen.debuginfo.addresses import cu_names
+            cus = {str(k): v for k, v in cu_names(self.vmlinux).items()}
+            self.cache.put("cu_names", "all", cus)
+        keep = {int(k) for k, v in cus.items() if fnmatch.fnmatchcase(v, file_pat)}
+        return [n for n in names
+                if any(e.cu_offset in keep for e in self.index.lookup(n))]
+
 
 def tracepoints(facts, pattern: str) -> list[dict]:  # type: ignore[no-untyped-def]
     """kernel.trace("[sys:]name") matches: every tracepoint has an iterator

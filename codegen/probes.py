@@ -297,6 +297,8 @@ class ProbeResolver:
     def _kernel_function(self, comps: list[ast.Component], body: ast.Block,
                          origin: ast.ProbePoint) -> list[DerivedProbe]:
         fn = comps[1]
+        if isinstance(fn.arg, ast.Number):
+            return self._kernel_function_at(comps, body, origin)
         pattern = _string_arg(fn)
         is_return = False
         for c in comps[2:]:
@@ -316,6 +318,11 @@ class ProbeResolver:
                             fn.loc, token=f"string '{pattern}'")
         func_pat, _, file_pat = pattern.partition("@")
         names = self.kernel.match_functions(func_pat)
+        base_file = file_pat.split(":")[0]
+        if (len(names) > 1 and base_file.endswith(".c")
+                and hasattr(self.kernel, "functions_in_files")):
+            # Functions defined in a .c file live in its CU: look only there.
+            names = self.kernel.functions_in_files(names, base_file)
         if hasattr(self.kernel, "prefetch"):
             self.kernel.prefetch(names)
         out: list[DerivedProbe] = []
@@ -327,6 +334,8 @@ class ProbeResolver:
             if not info.get("probeable", True):
                 why.append(info.get("note") or f"{name} cannot be probed")
                 continue
+            if file_pat and info.get("decl_file") is None and hasattr(self.kernel, "index"):
+                continue        # DWARF kernel, function without DWARF (assembly)
             if file_pat and info.get("decl_file") is None:
                 raise StapError("semantic", f"kernel.function(\"{pattern}\"): @file needs "
                                 "DWARF (the -dbg package); BTF has no source locations",
@@ -349,3 +358,53 @@ class ProbeResolver:
                             f" in kernel {self.kernel.release}{because}", fn.loc,
                             token=f"string '{pattern}'")
         return out
+
+    def _kernel_function_at(self, comps: list[ast.Component], body: ast.Block,
+                            origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """kernel.function(ADDR)[.call|.return]: the function whose symbol
+        covers a link-time address (SystemTap's meaning), probed at its
+        entry (or return) by symbol, so KASLR does not matter."""
+        fn = comps[1]
+        addr = _number_arg(fn, "function")
+        is_return = False
+        for c in comps[2:]:
+            if c.name == "call" and c.arg is None:
+                continue
+            if c.name == "return" and c.arg is None:
+                is_return = True
+                continue
+            if c.name == "maxactive" and is_return:
+                continue
+            raise StapError("semantic", "probe point mismatch", c.loc,
+                            token=f"identifier '{c.name}'")
+        maxactive = next((_number_arg(c, "maxactive") for c in comps[2:]
+                          if c.name == "maxactive"), 0)
+        token = f"number '{addr:#x}'"
+        if self.kernel is None or not hasattr(self.kernel, "function_at"):
+            raise StapError("semantic", "kernel.function(ADDRESS) probes need the kernel's "
+                            "DWARF debug info (the -dbg package)", fn.loc, token=token)
+        hit = self.kernel.function_at(addr & 0xFFFFFFFFFFFFFFFF)
+        if hit is None:
+            raise StapError("semantic", f"no function contains address {addr:#x}"
+                            f" in kernel {self.kernel.release}", fn.loc, token=token)
+        name, start, size = hit
+        info = self.kernel.function(name)
+        if info is None or not info.get("probeable", True):
+            note = (info or {}).get("note") or f"{name} has no DWARF"
+            raise StapError("semantic", f"address {addr:#x} is in {name}, which cannot "
+                            f"be probed ({note})", fn.loc, token=token)
+        if self.kernel.symbol_count(name) > 1:
+            raise StapError("semantic", f"address {addr:#x} is in {name}, but the kernel "
+                            f"has {self.kernel.symbol_count(name)} functions of that name; "
+                            "a probe by symbol cannot tell them apart", fn.loc, token=token)
+        where = name if info.get("decl_file") is None else \
+            f"{name}@{info['decl_file']}:{info.get('decl_line') or 0}"
+        pp = f'kernel.function("{where}")' + (".return" if is_return else ".call"
+                                               if any(c.name == "call" for c in comps[2:])
+                                               else "")
+        return [DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
+                             {"symbol": name, "is_return": is_return,
+                              "maxactive": maxactive, "optional": origin.optional,
+                              "address": addr, "function_start": start,
+                              "function_size": size},
+                             function=info)]
