@@ -7,6 +7,13 @@ artifacts dir (STAPBUILD_ARTIFACTS): cold (every pass of every tool on
 every kernel really runs; the kernels must already be provisioned), then
 again as a no-op (every task up to date). Prints both times, the number of
 modules, and the cold time per module. No assertions.
+
+Run it in a checkout nobody is editing (e.g. a fresh `git clone`): every
+parse task depends on the compiler's own files, so an edit to codegen/
+during the cold run makes the second run rebuild everything.
+
+Measured 2026-11-28 in a clean clone on the 2-core dev machine (shared
+with other work): cold 392.6 s (7.0 s a module), no-op 1.35 s (0 tasks).
 """
 from __future__ import annotations
 
