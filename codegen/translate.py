@@ -193,6 +193,17 @@ class BodyEmitter:
 
     def s_ExprStmt(self, s: ast.ExprStmt) -> None:
         e = s.expr
+        # A per-CPU counter's update: one this_cpu_add, no read, no lock.
+        if isinstance(e, ast.IncDec) and self.pcounter(e.operand):
+            self.emit(f"STP_PCOUNTER_ADD({self.pcounter(e.operand)}, "
+                      f"{1 if e.op == '++' else -1});")
+            return
+        if isinstance(e, ast.Assign) and e.op in ("+=", "-=") and self.pcounter(e.target):
+            v = self.expr(e.value)
+            sign = "" if e.op == "+=" else "0 - "
+            self.emit(f"STP_PCOUNTER_ADD({self.pcounter(e.target)}, "
+                      f"(stp_long)({sign}(u64)({v})));")
+            return
         value = self.expr(e)
         if value and value != "0" and not value.startswith('"') and e.ty != STRING:
             self.emit(f"(void)({value});")
@@ -296,6 +307,8 @@ class BodyEmitter:
                 self.emit(f"stp_pstat_clear({g['c_name']});")
             elif g["type"] == STRING:
                 self.emit(f"{g['c_name']}[0] = '\\0';")
+            elif g["c_name"] in self.unit.pcounters:
+                self.emit(f"STP_PCOUNTER_SET({g['c_name']}, 0);")
             else:
                 self.emit(f"{g['c_name']} = 0;")
         else:
@@ -415,8 +428,16 @@ class BodyEmitter:
 
     def e_Symbol(self, e: ast.Symbol) -> str:
         if e.info and e.info.get("scope") == "global":
+            if e.info["c_name"] in self.unit.pcounters:
+                return f"STP_PCOUNTER_READ({e.info['c_name']})"
             return e.info["c_name"]
         return f"f->l_{e.name}"
+
+    def pcounter(self, e: ast.Expr) -> Optional[str]:
+        if isinstance(e, ast.Symbol) and e.info and e.info.get("scope") == "global" \
+                and e.info["c_name"] in self.unit.pcounters:
+            return e.info["c_name"]
+        return None
 
     # -- target variables, @cast, @entry, @defined: see codegen/target_c.py
     def e_TargetSymbol(self, e: ast.TargetSymbol) -> str:
@@ -436,7 +457,17 @@ class BodyEmitter:
 
     def keys_masked(self, idx: ast.Index, g: dict) -> tuple[str, int]:
         """The key array of an index, and a bit mask of its "*" columns."""
-        vals = [None if isinstance(k, ast.Wildcard) else self.expr(k) for k in idx.indexes]
+        vals: list[Optional[str]] = []
+        last = len(idx.indexes) - 1
+        for i, x in enumerate(idx.indexes):
+            if isinstance(x, ast.Wildcard):
+                vals.append(None)
+            elif i == last and isinstance(x, ast.Call) and x.info and "fn" in x.info:
+                # Nothing runs between this call and the key's use: read the
+                # result where the callee left it instead of copying it.
+                vals.append(self.user_call(x, direct=True))
+            else:
+                vals.append(self.expr(x))
         k = self.frame.keys(len(vals))
         mask = 0
         for i, v in enumerate(vals):
@@ -641,6 +672,12 @@ class BodyEmitter:
 
     def e_IncDec(self, e: ast.IncDec) -> str:
         op = e.op
+        pc = self.pcounter(e.operand)
+        if pc is not None:
+            t = self.frame.long()
+            self.emit(f"{t} = STP_PCOUNTER_READ({pc});")
+            self.emit(f"STP_PCOUNTER_ADD({pc}, {1 if op == '++' else -1});")
+            return f"((stp_long)((u64){t} {op[0]} 1))" if e.prefix else t
         target = self._scalar_target(e.operand)
         if target is not None:
             # Through u64: wraps like the kernel's -fno-strict-overflow.
@@ -683,6 +720,16 @@ class BodyEmitter:
             fn = "stp_procfs_append" if e.op == ".=" else "stp_procfs_set"
             self.emit(f"{fn}(c, {v});")
             return "stp_procfs_value(c)"
+        pc = self.pcounter(e.target)
+        if pc is not None:
+            v = self.expr(e.value)
+            t = self.frame.long()
+            if e.op == "=":
+                self.emit(f"{t} = {v};")
+            else:
+                self.emit(f"{t} = {self._binop(e, e.op[:-1], f'STP_PCOUNTER_READ({pc})', v)};")
+            self.emit(f"STP_PCOUNTER_SET({pc}, {t});")
+            return t
         target = self._scalar_target(e.target)
         assert target is not None, e.target
         if e.target.ty == STRING:
@@ -751,7 +798,7 @@ class BodyEmitter:
             return self.user_call(e)
         return self.print_call(e)
 
-    def user_call(self, e: ast.Call) -> str:
+    def user_call(self, e: ast.Call, direct: bool = False) -> str:
         fn = self.unit.function(e.info["fn"])
         values = self.args_in_order(e.args)
         self.where(e, f"identifier '{e.name}'")
@@ -769,6 +816,8 @@ class BodyEmitter:
         self.emit(f"{fn['c_name']}(c);")
         self.check()
         ret = fn["return_type"]
+        if direct and ret is not None:
+            return f"{frame}->__retvalue"
         if ret == STRING:
             t = self.frame.string()
             self.emit(f"stp_strlcpy({t}, {frame}->__retvalue);")
@@ -873,6 +922,7 @@ class Translator:
         self.regex_tables: list[str] = []       # C definitions
         self.re_max_prog = 1                    # sizes of matched()'s scratch
         self.re_max_caps = 2
+        self.pcounters = self._find_pcounters()
 
     def global_(self, c_name: str) -> dict:
         return self._globals[c_name]
@@ -947,6 +997,62 @@ class Translator:
                                               "shift": 0})["variance"] = True
         return specs
 
+    # -- per-CPU counters ----------------------------------------------------
+    def _find_pcounters(self) -> set[str]:
+        """Long scalar globals that probes (other than begin/end/error) only
+        ever change with ``x++``, ``x--``, ``x += e`` or ``x -= e`` used as
+        statements, and that no function touches. Those need no lock: each
+        CPU adds into its own slot (this_cpu_add, like a hand-written
+        counting probe) and begin/end/error probes, which never run
+        alongside the others, read the sum and write slot 0. Nothing a
+        script can observe changes."""
+        from codegen.link import walk
+        cands = {g["c_name"] for g in self.ir["globals"]
+                 if g["keys"] is None and g["type"] == LONG}
+        bad: set[str] = set()
+
+        def sym(e: ast.Node) -> Optional[str]:
+            if isinstance(e, ast.Symbol) and e.info and e.info.get("scope") == "global":
+                return e.info["c_name"]
+            return None
+
+        def update_target(stmt: ast.Node) -> Optional[str]:
+            if not isinstance(stmt, ast.ExprStmt):
+                return None
+            x = stmt.expr
+            if isinstance(x, ast.IncDec):
+                return sym(x.operand)
+            if isinstance(x, ast.Assign) and x.op in ("+=", "-="):
+                return sym(x.target)
+            return None
+
+        def scan(body: ast.Node) -> None:
+            allowed: set[int] = set()
+            for n in walk(body):
+                name = update_target(n)
+                if name is not None:
+                    allowed.add(id(n.expr.operand if isinstance(n.expr, ast.IncDec)
+                                   else n.expr.target))
+            for n in walk(body):
+                name = sym(n)
+                if name is not None and id(n) not in allowed:
+                    bad.add(name)
+
+        for fn in self.ir["functions"]:
+            if fn["body"] is not None:
+                for n in walk(ast.from_json(fn["body"])):
+                    if sym(n):
+                        bad.add(sym(n))
+        for p in self.ir["probes"]:
+            exclusive = p["family"] in ("begin", "end", "error")
+            if p["condition"] is not None:
+                for n in walk(ast.from_json(p["condition"])):
+                    if sym(n):
+                        bad.add(sym(n))
+            if not exclusive:
+                scan(ast.from_json(p["body"]))
+        return cands - bad
+
     def stat_spec(self, c_name: str) -> str:
         return f"&stpg_stat_{c_name}" if c_name in self.stat_specs else "NULL"
 
@@ -1016,6 +1122,9 @@ class Translator:
 
     def run(self) -> str:
         ir = self.ir
+        for p in ir["probes"]:
+            # Per-CPU counters take no lock.
+            p["locks"] = [lk for lk in p["locks"] if lk["global"] not in self.pcounters]
         functions = []
         for fn in ir["functions"]:
             if fn["embedded"] is not None:
@@ -1037,7 +1146,9 @@ class Translator:
                 cond = em.expr(ast.from_json(p["condition"]))
                 cond_lines = em.lines + [f"\tif (!({cond})) goto out;"]
                 fields += em.frame.fields
-            probes.append({"p": p, "fields": fields, "lines": cond_lines + lines})
+            lines = cond_lines + lines
+            probes.append({"p": p, "fields": fields, "lines": lines,
+                           "trivial": self._trivial(p, fields, lines)})
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                                  keep_trailing_newline=True, trim_blocks=True,
                                  lstrip_blocks=True, undefined=jinja2.StrictUndefined)
@@ -1048,11 +1159,24 @@ class Translator:
             begin=self._ordered("begin"), end=self._ordered("end"),
             error=self._ordered("error"),
             kprobes=[p for p in ir["probes"] if p["family"] == "kprobe"],
+            trivial={x["p"]["name"] for x in probes if x["trivial"]},
             timers=[p for p in ir["probes"] if p["family"] == "timer"],
             procfs=self._procfs_files(),
             stat_specs=self.stat_specs, max_nesting=self.max_nesting(),
+            pcounters=self.pcounters,
             regex_tables=self.regex_tables, re_max_prog=self.re_max_prog,
             re_max_caps=self.re_max_caps)
+
+    @staticmethod
+    def _trivial(p: dict, fields: list[str], lines: list[str]) -> bool:
+        """A kprobe body that touches no frame, no context and no lock (say
+        ``n++`` on a per-CPU counter) cannot fail and needs no per-CPU
+        context: its handler skips the prologue (one state check instead),
+        which costs about what a hand-written counting kprobe does."""
+        import re
+        if p["family"] != "kprobe" or p["params"].get("is_return") or p["locks"] or fields:
+            return False
+        return not any(re.search(r"\bc\b|\bf->", line) for line in lines)
 
     def _procfs_files(self) -> list[dict]:
         """One /proc file per path, with its read and write probes."""

@@ -17,6 +17,16 @@
 #endif
 
 static struct stp_context **stp_contexts;	/* nr_cpu_ids slots */
+/* The same pointers, one per CPU: the hot path's lookup is one %gs load. */
+#ifdef STP_USER
+static struct stp_context *stp_ctx_ptr;
+#define stp_this_context() (stp_ctx_ptr)
+#define stp_set_context(cpu, c) ((void)(cpu), stp_ctx_ptr = (c))
+#else
+static DEFINE_PER_CPU(struct stp_context *, stp_ctx_ptr);
+#define stp_this_context() this_cpu_read(stp_ctx_ptr)
+#define stp_set_context(cpu, c) (per_cpu(stp_ctx_ptr, cpu) = (c))
+#endif
 static atomic_t stp_skip_reported = ATOMIC_INIT(0);
 
 static void stp_contexts_free(void)
@@ -25,8 +35,10 @@ static void stp_contexts_free(void)
 
 	if (!stp_contexts)
 		return;
-	for_each_possible_cpu(cpu)
+	for_each_possible_cpu(cpu) {
+		stp_set_context(cpu, NULL);
 		vfree(stp_contexts[cpu]);
+	}
 	kfree(stp_contexts);
 	stp_contexts = NULL;
 }
@@ -46,6 +58,7 @@ static int stp_contexts_alloc(size_t size)
 			stp_contexts_free();
 			return -ENOMEM;
 		}
+		stp_set_context(cpu, stp_contexts[cpu]);
 	}
 	return 0;
 }
@@ -83,7 +96,7 @@ static bool stp_lock_one(const struct stp_lock_req *r)
 	return false;
 }
 
-static __maybe_unused struct stp_context *
+static __always_inline __maybe_unused struct stp_context *
 stp_probe_enter(const struct stp_probe_desc *p, int required_state,
 		struct pt_regs *regs)
 {
@@ -93,19 +106,29 @@ stp_probe_enter(const struct stp_probe_desc *p, int required_state,
 	if (atomic_read(&stp_session_state) != required_state)
 		return NULL;
 	preempt_disable();
-	if (unlikely(!stp_contexts))
+	c = stp_this_context();
+	if (unlikely(!c))
 		goto out_enable;
-	c = stp_contexts[smp_processor_id()];
-	if (atomic_inc_return(&c->busy) != 1) {
-		atomic_dec(&c->busy);
+	/*
+	 * Only this CPU uses c, and preemption is off: the one race is an
+	 * interrupt (or NMI) probe between the test and the set, and that
+	 * one runs to completion before we go on. So plain loads and stores
+	 * do, no atomic read-modify-write on the hot path.
+	 */
+	if (unlikely(atomic_read(&c->busy))) {
 		atomic_inc(&stp_skipped_reentrant);
-		atomic_inc(&stp_skipped_count);
+		/* SystemTap counts reentrancy as a skip only without INTERRUPTIBLE. */
+		if (!INTERRUPTIBLE)
+			atomic_inc(&stp_skipped_count);
 		goto out_skipped;
 	}
+	atomic_set(&c->busy, 1);
+	barrier();
 	for (i = 0; i < p->nlocks; i++) {
-		if (!stp_lock_one(&p->locks[i])) {
+		if (unlikely(!stp_lock_one(&p->locks[i]))) {
 			stp_unlock_globals(p, i);
-			atomic_dec(&c->busy);
+			barrier();
+			atomic_set(&c->busy, 0);
 			atomic_inc(&stp_skipped_count);
 			goto out_skipped;
 		}
@@ -130,7 +153,7 @@ out_enable:
 	return NULL;
 }
 
-static __maybe_unused void stp_probe_exit(struct stp_context *c)
+static __always_inline __maybe_unused void stp_probe_exit(struct stp_context *c)
 {
 	const struct stp_probe_desc *p = c->probe;
 
@@ -142,12 +165,10 @@ static __maybe_unused void stp_probe_exit(struct stp_context *c)
 		c->last_error = NULL;
 	}
 	stp_unlock_globals(p, p->nlocks);
-	c->probe = NULL;
-	c->regs = NULL;
-	c->ri = NULL;
-	atomic_dec(&c->busy);
+	/* probe, regs and ri are set again by the next stp_probe_enter. */
+	barrier();
+	atomic_set(&c->busy, 0);
 	preempt_enable();
-	stp_check_skipped();
 }
 
 /* Run one begin/end/error probe from process context. */

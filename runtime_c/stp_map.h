@@ -80,6 +80,10 @@ struct stp_map {
 	struct list_head free;		/* via lnode */
 	int size;
 	void *pool;
+	/* The entry last created or updated: a probe hit usually touches the
+	 * same key as the one before (same process, same CPU), and comparing
+	 * keys is cheaper than hashing them. NULL when unknown. */
+	struct stp_map_entry *last;
 };
 
 static inline char *stp_edata(struct stp_map_entry *e)
@@ -239,6 +243,8 @@ static struct stp_map_entry *stp_map_find(struct stp_map *m,
 
 static void stp_map_unlink(struct stp_map *m, struct stp_map_entry *e)
 {
+	if (m->last == e)
+		m->last = NULL;
 	hlist_del_init(&e->hnode);
 	list_del(&e->lnode);
 	list_add(&e->lnode, &m->free);
@@ -295,15 +301,33 @@ static struct stp_map_entry *stp_map_get_or_add(struct stp_context *c,
 						struct stp_map *m,
 						const union stp_key *k)
 {
-	u32 h = stp_map_hash(m, k);
-	struct stp_map_entry *e = stp_map_find(m, k, h);
+	struct stp_map_entry *e = m->last;
+	u32 h;
 
-	if (e)
+	if (e && stp_map_key_eq(m, e, k))
 		return e;
-	e = stp_map_insert(m, k, h);
-	if (!e)
-		stp_map_overflow(c, m);
+	h = stp_map_hash(m, k);
+	e = stp_map_find(m, k, h);
+	if (!e) {
+		e = stp_map_insert(m, k, h);
+		if (!e) {
+			stp_map_overflow(c, m);
+			return NULL;
+		}
+	}
+	m->last = e;		/* writers only: they hold the map exclusively */
 	return e;
+}
+
+/* Lookup without creating: the last entry first, then the hash. */
+static inline struct stp_map_entry *stp_map_lookup(struct stp_map *m,
+						   const union stp_key *k)
+{
+	struct stp_map_entry *e = READ_ONCE(m->last);
+
+	if (e && stp_map_key_eq(m, e, k))
+		return e;
+	return stp_map_find(m, k, stp_map_hash(m, k));
 }
 
 static __maybe_unused void stp_map_clear(struct stp_map *m)
@@ -313,6 +337,7 @@ static __maybe_unused void stp_map_clear(struct stp_map *m)
 	list_for_each_entry_safe(e, tmp, &m->order, lnode)
 		stp_map_unlink(m, e);
 	m->size = 0;
+	m->last = NULL;
 }
 
 static __maybe_unused int stp_map_size(struct stp_map *m)
@@ -323,7 +348,7 @@ static __maybe_unused int stp_map_size(struct stp_map *m)
 static __maybe_unused bool stp_map_exists(struct stp_map *m,
 					  const union stp_key *k)
 {
-	return stp_map_find(m, k, stp_map_hash(m, k)) != NULL;
+	return stp_map_lookup(m, k) != NULL;
 }
 
 /* [k1, *, k3] in A */
@@ -342,7 +367,7 @@ static __maybe_unused bool stp_map_exists_matching(struct stp_map *m,
 static __maybe_unused stp_long stp_map_get_long(struct stp_map *m,
 						const union stp_key *k)
 {
-	struct stp_map_entry *e = stp_map_find(m, k, stp_map_hash(m, k));
+	struct stp_map_entry *e = stp_map_lookup(m, k);
 
 	if (!e || m->vtype != STP_T_LONG)
 		return 0;
@@ -352,7 +377,7 @@ static __maybe_unused stp_long stp_map_get_long(struct stp_map *m,
 static __maybe_unused void stp_map_get_str(struct stp_map *m,
 					   const union stp_key *k, char *out)
 {
-	struct stp_map_entry *e = stp_map_find(m, k, stp_map_hash(m, k));
+	struct stp_map_entry *e = stp_map_lookup(m, k);
 
 	if (!e || m->vtype != STP_T_STRING)
 		out[0] = '\0';

@@ -141,7 +141,7 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 			memset(&d->rp, 0, sizeof(d->rp));
 			d->rp.kp.symbol_name = d->symbol;
 			d->rp.kp.offset = d->offset;
-			d->rp.handler = stp_kretprobe_handler;
+			d->rp.handler = d->ret ? d->ret : stp_kretprobe_handler;
 			if (d->entry) {
 				d->rp.entry_handler = stp_kretprobe_entry;
 				d->rp.data_size = d->data_size;
@@ -153,7 +153,7 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 			memset(&d->kp, 0, sizeof(d->kp));
 			d->kp.symbol_name = d->symbol;
 			d->kp.offset = d->offset;
-			d->kp.pre_handler = stp_kprobe_pre;
+			d->kp.pre_handler = d->pre ? d->pre : stp_kprobe_pre;
 			rc = register_kprobe(&d->kp);
 		}
 		if (rc == 0) {

@@ -60,6 +60,9 @@
 #ifndef MAXERRORS
 #define MAXERRORS 0
 #endif
+#ifndef INTERRUPTIBLE
+#define INTERRUPTIBLE 1		/* 0: a reentrant (skipped) probe counts as skipped */
+#endif
 #ifndef MAXSKIPPED
 #define MAXSKIPPED 100
 #endif
@@ -196,6 +199,12 @@ struct stp_kprobe_desc {
 	/* .return probes that read values at entry (@entry, $params) */
 	const struct stp_probe_desc *entry;	/* run by the entry handler */
 	size_t data_size;		/* bytes of kretprobe_instance data */
+	/*
+	 * Generated handlers that call the probe directly (no indirect call
+	 * to the handler body; gcc inlines it). NULL: the generic ones.
+	 */
+	int (*pre)(struct kprobe *kp, struct pt_regs *regs);
+	int (*ret)(struct kretprobe_instance *ri, struct pt_regs *regs);
 	/* runtime-owned */
 	struct kprobe kp;
 	struct kretprobe rp;

@@ -384,6 +384,31 @@ static __maybe_unused void stp_stat_print_histogram(struct stp_context *c,
 	stp_print_char(c, '\n');
 }
 
+/*
+ * Per-CPU counters: a long global that probes only add to (x++, x += e)
+ * while begin/end/error probes, which never overlap them, read the total
+ * and set it (codegen/translate.py decides). An add is this_cpu_add.
+ */
+#ifdef STP_USER
+#define STP_PCOUNTER_DEFINE(name) static stp_long name
+#define STP_PCOUNTER_ADD(name, v) ((name) = (stp_long)((u64)(name) + (u64)(v)))
+#define STP_PCOUNTER_READ(name) (name)
+#define STP_PCOUNTER_SET(name, v) ((name) = (v))
+#else
+#define STP_PCOUNTER_DEFINE(name) static DEFINE_PER_CPU(u64, name)
+#define STP_PCOUNTER_ADD(name, v) this_cpu_add(name, (u64)(v))
+#define STP_PCOUNTER_READ(name) ({ \
+	u64 __sum = 0; int __cpu; \
+	for_each_possible_cpu(__cpu) \
+		__sum += per_cpu(name, __cpu); \
+	(stp_long)__sum; })
+#define STP_PCOUNTER_SET(name, v) do { \
+	stp_long __v = (v); int __cpu; \
+	for_each_possible_cpu(__cpu) \
+		per_cpu(name, __cpu) = 0; \
+	per_cpu(name, 0) = (u64)__v; } while (0)
+#endif
+
 /* A scalar statistic with one slot per CPU, so <<< needs no shared lock. */
 struct stp_pstat {
 	const struct stp_stat_spec *spec;

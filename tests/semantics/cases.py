@@ -522,3 +522,12 @@ fails("regex_nonexistent_group", _s, "b\n", "Attempted to get nonexistent subexp
 _s = 'probe begin { if ("abc" =~ "z") println("no"); x = matched(0) }'
 fails("regex_matched_after_failure", _s, "",
       "Attempted to get subexpression 0 from failed match", "identifier 'matched'", "matched(0)")
+
+# ============================================================== per-CPU counters
+# hits and total are only ++/+= in the timer probes, read in end: they
+# become per-CPU counters without a lock; the result must not change.
+case("counter_globals",
+     'global hits, total = 10\nprobe timer.ms(1) { hits++; total += 5; total -= 0 }\n'
+     'probe timer.ms(10) { exit() }\n'
+     'probe end { println(hits >= 5, " ", total == 10 + 5 * hits); hits = 2; hits += 3; '
+     'println(hits); delete total; println(total) }', "1 1\n5\n0\n")
