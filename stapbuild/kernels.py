@@ -20,6 +20,8 @@ The image part is its own root on purpose: virtme-ng finds the modules of
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +31,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 from stapbuild import progress
 from pathlib import Path
@@ -377,13 +380,32 @@ def provision(release: str, parts: set[str] | frozenset[str] = ALL_PARTS) -> Ker
     for part in sorted(parts):  # dbg, headers, image: order does not matter
         if part == "headers" and _host_build_dir(release):
             continue  # the host's own headers are as good and already there
-        if not (root / part / _COMPLETE).exists():
+        if (root / part / _COMPLETE).exists():
+            continue
+        # Several processes may provision the same kernel at once (two doit
+        # runs, Dask workers sharing one cache): one downloads and extracts
+        # while the others wait on the lock, then find the part complete.
+        with _part_lock(root, part):
+            if (root / part / _COMPLETE).exists():
+                continue
             progress.event("provision", kernel=release, part=part, state="start")
             started = time.monotonic()
             _PROVISIONERS[part](release, root / part)
             progress.event("provision", kernel=release, part=part, state="done",
                            seconds=round(time.monotonic() - started, 1))
     return kernel_info(release)
+
+
+@contextlib.contextmanager
+def _part_lock(root: Path, part: str) -> Iterator[None]:
+    """An exclusive flock on ROOT/.PART.lock for as long as the block runs
+    (released by the kernel if the process dies)."""
+    fd = os.open(root / f".{part}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _run(cmd: list[str] | str, what: str, **kw) -> subprocess.CompletedProcess:
@@ -398,13 +420,85 @@ def _run(cmd: list[str] | str, what: str, **kw) -> subprocess.CompletedProcess:
     return res
 
 
+def _apt_expectation(package: str) -> tuple[str, int, str] | None:
+    """(file name, size, sha256) apt would download for `package`, from its
+    lists (no download); None when apt does not know the package."""
+    try:
+        out = subprocess.run(["apt-get", "download", "-q", "--print-uris", package],
+                             capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        m = re.match(r"'[^']+' (\S+\.deb) (\d+) SHA256:([0-9a-f]{64})", line.strip())
+        if m:
+            return m.group(1), int(m.group(2)), m.group(3)
+    return None
+
+
+def _ar_complete(path: Path) -> bool:
+    """Does this .deb (an ar archive) hold every member its headers
+    announce? A cut-off download fails this without decompressing."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if f.read(8) != b"!<arch>\n":
+                return False
+            pos, members = 8, 0
+            while pos < size:
+                f.seek(pos)
+                hdr = f.read(60)
+                if len(hdr) < 60 or hdr[58:60] != b"`\n":
+                    return False
+                end = pos + 60 + int(hdr[48:58].decode().strip())
+                if end > size:
+                    return False
+                pos = end + end % 2          # members are 2-byte aligned
+                members += 1
+            return members >= 3      # debian-binary, control.tar, data.tar
+    except (OSError, ValueError):
+        return False
+
+
+def _deb_ok(path: Path, expect: tuple[str, int, str] | None) -> bool:
+    """A downloaded .deb is whole: apt's size and sha256 when apt knows the
+    package (the same check apt makes), else a complete ar archive."""
+    if not _ar_complete(path):
+        return False
+    if expect is None or expect[0] != path.name:
+        return True
+    return path.stat().st_size == expect[1] and _sha256_path(path) == expect[2]
+
+
+def _sha256_path(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _deb(release: str, package: str) -> Path:
-    """The .deb of `package` in the release's download dir, fetched if missing."""
+    """The .deb of `package` in the release's download dir, fetched if missing.
+
+    A .deb already there is checked first (a cut-off download, a truncated
+    copy of the cache): a bad one is removed and downloaded again."""
     ddir = downloads_dir(release)
     found = sorted(ddir.glob(f"{package}_*.deb"))
+    expect = _apt_expectation(package)
     if found:
-        return found[-1]
+        if _deb_ok(found[-1], expect):
+            return found[-1]
+        progress.event("provision", kernel=release, package=package, state="redownload",
+                       reason="incomplete or corrupt .deb")
+        for bad in found:
+            bad.unlink(missing_ok=True)
     ddir.mkdir(parents=True, exist_ok=True)
+    for stale in ddir.glob(".partial-*"):   # left by a killed run
+        try:
+            if time.time() - stale.stat().st_mtime > 3600:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
     # Download into a private subdir and rename: a killed apt-get never
     # leaves a truncated .deb where the next run would trust it.
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=ddir))
@@ -413,6 +507,9 @@ def _deb(release: str, package: str) -> Path:
         debs = list(tmp.glob(f"{package}_*.deb"))
         if not debs:
             raise ProvisionError(f"apt-get download {package} produced no .deb")
+        if not _deb_ok(debs[0], expect):
+            raise ProvisionError(f"apt-get download {package}: {debs[0].name} is incomplete "
+                                 "or does not match apt's sha256")
         final = ddir / debs[0].name
         os.replace(debs[0], final)
         return final

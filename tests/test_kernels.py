@@ -100,6 +100,31 @@ def test_provisioned_release_counts_offline(tmp_path, monkeypatch):
     assert kernels.resolve_release("6.1") == "6.1.0-3-amd64"
 
 
+def test_concurrent_provisioners_extract_a_part_once(tmp_path, monkeypatch):
+    """Two provisioners of one part at once (two doit runs, two workers on
+    one cache): one extracts, the other waits and finds the part done."""
+    import threading
+    monkeypatch.setenv("STAPBUILD_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels, "_query_apt_releases", lambda: ["6.1.0-3-amd64"])
+    runs: list[int] = []
+
+    def slow_image(release: str, final: Path) -> None:
+        runs.append(1)
+        time.sleep(0.3)           # long enough for the other thread to arrive
+        with kernels._PartDir(final) as tmp:
+            (tmp / "boot").mkdir()
+
+    monkeypatch.setitem(kernels._PROVISIONERS, "image", slow_image)
+    threads = [threading.Thread(target=kernels.provision, args=("6.1.0-3-amd64", {"image"}))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runs == [1]
+    assert (tmp_path / "kernels" / "6.1.0-3-amd64" / "image" / ".stapbuild-complete").exists()
+
+
 def test_cache_root_env(monkeypatch, tmp_path):
     monkeypatch.setenv("STAPBUILD_CACHE", str(tmp_path))
     assert kernels.cache_root() == tmp_path
