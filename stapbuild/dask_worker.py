@@ -176,6 +176,11 @@ def failure_text(e: BaseException) -> str:
     return "internal error:\n" + traceback.format_exc(limit=8)
 
 
+def _is_script_error(e: BaseException) -> bool:
+    from codegen.errors import StapError, StapErrors
+    return isinstance(e, (StapError, StapErrors))
+
+
 def _event(state: str, what: str, label: str) -> None:
     w = _worker()
     if w is None:
@@ -206,6 +211,9 @@ def _run(what: str, label: str, code: str, body: Callable[[dict], None]) -> dict
         out["ok"] = True
     except Exception as e:  # noqa: BLE001 - reported to the client, never raised
         out["ok"], out["error"], out["artifacts"] = False, failure_text(e), []
+        # A parse or semantic error is the script's: every worker would say
+        # the same, so the client reports it at once instead of retrying.
+        out["final"] = _is_script_error(e)
     finally:
         out["seconds"] = round(time.monotonic() - start, 3)
         _event("end", what, label)

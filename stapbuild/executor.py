@@ -292,8 +292,8 @@ class Cluster:
             attempts.append(Attempt(ran_on[-1] if ran_on else "?", bool(res.get("ok")),
                                     res.get("error", ""), float(res.get("seconds", 0.0))))
             tried += ran_on
-            if res.get("ok") or len(attempts) > 1:
-                break       # done, or already retried (by Dask or by us)
+            if res.get("ok") or res.get("final") or len(attempts) > 1:
+                break       # done, the script's own error, or already retried
         with self._lock:
             if res.get("ok"):
                 self.done += 1

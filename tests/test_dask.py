@@ -305,3 +305,60 @@ def test_outcome_message_names_both_attempts():
     assert msg.startswith("Pass 4: compilation failed.\nerror: x")
     assert "failed 2 times; attempt 1 on tcp://a:1: worker tcp://a:1 died" in msg
     assert msg.rstrip().endswith("attempt 2 on tcp://b:2)")
+
+
+class _StubFuture:
+    def __init__(self, value: dict) -> None:
+        self.value = value
+
+    def result(self) -> dict:
+        return self.value
+
+    def release(self) -> None:
+        pass
+
+
+class _StubClient:
+    """Runs the submitted function in place, counting submissions."""
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def nthreads(self) -> dict:
+        return {"tcp://a:1": 1, "tcp://b:2": 1}
+
+    def submit(self, fn, *args, **kw) -> _StubFuture:
+        self.submitted += 1
+        return _StubFuture(fn(*args))
+
+
+def _stub_cluster():
+    import threading
+    from stapbuild.executor import Cluster
+    c = Cluster.__new__(Cluster)          # no scheduler: only the retry policy
+    c.address, c.client, c._lock = "stub", _StubClient(), threading.Lock()
+    c.state, c.labels, c.running, c.starts = {}, {}, {}, {}
+    c.done = c.failed = c.retried = 0
+    c.n_workers = 2
+    return c
+
+
+def test_script_errors_are_not_retried_but_other_failures_are():
+    from stapbuild import dask_worker
+
+    def semantic(out: dict) -> None:
+        from codegen.errors import StapError
+        raise StapError("semantic", "unresolved target-symbol expression")
+
+    def flaky(out: dict) -> None:
+        raise OSError("No space left on device")
+
+    c = _stub_cluster()
+    out = c.run("compile", "bad@K", lambda: dask_worker._run("compile", "bad@K", dask_worker.code_identity(), semantic), ())
+    assert not out.result["ok"] and out.result["final"]
+    assert c.client.submitted == 1 and len(out.attempts) == 1 and c.retried == 0
+    assert "semantic error" in out.result["error"]
+    c = _stub_cluster()
+    out = c.run("compile", "disk@K", lambda: dask_worker._run("compile", "disk@K", dask_worker.code_identity(), flaky), ())
+    assert not out.result["ok"] and not out.result["final"]
+    assert c.client.submitted == 2 and len(out.attempts) == 2 and c.retried == 1
