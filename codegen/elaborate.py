@@ -9,6 +9,7 @@ into C without looking at anything else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from codegen import ast, targets
@@ -263,8 +264,15 @@ class Elaborator:
             for fn in fns:
                 if isinstance(fn.decl.body, ast.Block):
                     targets.prepare_body(fn.decl.body, nav)
+        user_navs: dict[str, object] = {}
         for d, scope in list(self.probes):
-            targets.prepare_body(d.body, nav, d)
+            probe_nav = nav
+            if d.family == "uprobe":
+                # $p->field of a user probe: the binary's own DWARF types.
+                from codegen.debuginfo.types import TypeNav
+                path = d.params["path"]
+                probe_nav = user_navs.setdefault(path, TypeNav(vmlinux=Path(path)))
+            targets.prepare_body(d.body, probe_nav, d)
             if d.family != "kprobe" or not d.params.get("is_return"):
                 continue
             saved = targets.split_entry(d.body, len(self.entry_slots))
@@ -875,7 +883,7 @@ class Elaborator:
         for c in getattr(e, "components", []):
             if c.index is not None:
                 self.expr(c.index, scope, LONG)
-        return STRING if access in ("vars", "vars_return", "str") else LONG
+        return STRING if access in ("vars", "vars_return", "str", "sdt_vars") else LONG
 
     # ------------------------------------------------------------ IR output
     def _closure(self, calls: set[str], attr: str) -> set[str]:

@@ -159,9 +159,13 @@ class ProbeResolver:
             return self._kernel_function(comps, body, origin)
         if names[0] == "kernel" and len(comps) == 2 and names[1] == "trace":
             return self._kernel_trace(comps, body, origin)
+        if names[0] == "process":
+            from codegen.uprobe_points import resolve_process
+            return resolve_process(comps, body, origin)
         raise StapError("semantic", "probe point mismatch (similar: begin, end, error, "
-                        "kernel, never, timer)" if names[0] not in ("begin", "end", "timer",
-                                                                    "kernel", "error", "never")
+                        "kernel, never, process, timer)"
+                        if names[0] not in ("begin", "end", "timer", "kernel", "error",
+                                            "never", "process")
                         else "probe point mismatch", head.loc,
                         token=f"identifier '{head.name}'")
 

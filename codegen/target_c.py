@@ -28,10 +28,15 @@ def _base(em, e: ast.Expr, base: dict) -> str:  # type: ignore[no-untyped-def]
     if kind == "cfa":
         # At a function's entry the CFA is sp + 8 (above the return address).
         return f"(stp_long)(c->regs->sp + 8 + ({base['offset']}))"
+    if kind == "bpcfa":
+        # After push %rbp; mov %rsp,%rbp the CFA is bp + 16.
+        return f"(stp_long)(c->regs->bp + 16 + ({base['offset']}))"
     if kind == "return":
         return "stp_return_value(c->regs)"
     if kind == "const":
         return f"((stp_long){base['value']}LL)"
+    if kind == "ip_rel":
+        return f"(stp_long)(c->regs->ip + ({base['delta']}LL))"
     if kind == "tparg":
         return f"stp_tp_arg({base['index']})"
     if kind == "expr":
@@ -40,9 +45,18 @@ def _base(em, e: ast.Expr, base: dict) -> str:  # type: ignore[no-untyped-def]
     raise AssertionError(f"unknown target base {kind}")
 
 
+def _reader(info: dict) -> tuple[str, str]:
+    """The nofault readers for a chain: user memory for process probes
+    (runtime_c/stp_uprobes.h), kernel memory otherwise."""
+    if info.get("user"):
+        return "stp_utarget_read", "stp_utarget_read_bits"
+    return "stp_kread", "stp_kread_bits"
+
+
 def emit_chain(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
     info = e.info
     fail = em.error_labels[-1]
+    read, read_bits = _reader(info)
     base_c = _base(em, e, info["base"])
     final = info["final"]
     if not info["steps"] and info["start"] == "val" and final["kind"] == "value":
@@ -61,7 +75,7 @@ def emit_chain(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
             if needs_where:
                 _where(em, e)
                 needs_where = False
-            em.emit(f"if (!stp_kread(c, (u64){a}, 8, false, &{a})) goto {fail};")
+            em.emit(f"if (!{read}(c, (u64){a}, 8, false, &{a})) goto {fail};")
     kind = final["kind"]
     if kind == "addr":
         return a
@@ -72,16 +86,16 @@ def emit_chain(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
     t = em.frame.long()
     signed = "true" if final["signed"] else "false"
     if kind == "load":
-        em.emit(f"if (!stp_kread(c, (u64){a}, {final['size']}, {signed}, &{t})) goto {fail};")
+        em.emit(f"if (!{read}(c, (u64){a}, {final['size']}, {signed}, &{t})) goto {fail};")
     elif kind == "bits":
-        em.emit(f"if (!stp_kread_bits(c, (u64){a}, {final['size']}, {final['shift']}, "
+        em.emit(f"if (!{read_bits}(c, (u64){a}, {final['size']}, {final['shift']}, "
                 f"{final['bits']}, {signed}, &{t})) goto {fail};")
     else:
         raise AssertionError(f"unknown final {kind}")
     return t
 
 
-def _item_value(em, item: dict) -> str:  # type: ignore[no-untyped-def]
+def _item_value(em, item: dict, user: bool = False) -> str:  # type: ignore[no-untyped-def]
     """The raw value of one $$parms item (register, stack slot, constant)."""
     base = item["base"]
     if item["start"] == "val":
@@ -92,8 +106,9 @@ def _item_value(em, item: dict) -> str:  # type: ignore[no-untyped-def]
         if base["kind"] == "const":
             return f"(u64){base['value']}LL"
     t = em.frame.long()
-    addr = f"(u64)(c->regs->sp + 8 + ({base['offset']}))"
-    em.emit(f"if (!stp_kread(c, {addr}, {item['size']}, false, &{t})) "
+    addr = f"(u64)({_base(em, None, base)})"
+    read = "stp_utarget_read" if user else "stp_kread"
+    em.emit(f"if (!{read}(c, {addr}, {item['size']}, false, &{t})) "
             f"{{ c->last_error = NULL; {t} = 0; }}")
     return f"(u64){t}"
 
@@ -115,12 +130,13 @@ def emit_vars(em, e: ast.TargetSymbol) -> str:  # type: ignore[no-untyped-def]
         if item.get("unavailable"):
             em.emit(f"stp_strlcat({out}, \"{sep}{item['name']}=?\");")
             continue
-        v = _item_value(em, item)
+        v = _item_value(em, item, bool(info.get("user")))
         if item.get("string"):
             s = em.frame.string()
             em.emit(f"if ((u64)({v}) == 0) {{")
             em.emit(f"\tstp_strlcpy({s}, \"NULL\");")
-            em.emit(f"}} else if (stp_kread_string(c, {s}, (u64)({v}), MAXSTRINGLEN - 2)) {{")
+            sread = "stp_utarget_string" if info.get("user") else "stp_kread_string"
+            em.emit(f"}} else if ({sread}(c, {s}, (u64)({v}), MAXSTRINGLEN - 2)) {{")
             em.emit(f"\tsnprintf({piece}, MAXSTRINGLEN, \"\\\"%s\\\"\", {s});")
             em.emit(f"\tstp_strlcpy({s}, {piece});")
             em.emit("} else {")
@@ -135,6 +151,35 @@ def emit_vars(em, e: ast.TargetSymbol) -> str:  # type: ignore[no-untyped-def]
     return out
 
 
+def emit_sdt_vars(em, e: ast.TargetSymbol) -> str:  # type: ignore[no-untyped-def]
+    """$$parms of an SDT marker: "arg1=0x.. arg2=0x.."; an argument that
+    cannot be read shows as '?'."""
+    out = em.frame.string()
+    piece = em.frame.string()
+    em.emit(f"{out}[0] = '\\0';")
+    for i, item in enumerate(e.info["items"]):
+        sep = " " if i else ""
+        chain = item["chain"]
+        if "error" in chain:
+            em.emit(f"stp_strlcat({out}, \"{sep}{item['name']}=?\");")
+            continue
+        base = _base(em, e, chain["base"])
+        fin = chain["final"]
+        if fin["kind"] == "value":
+            v = f"(u64)({_ctype(fin['size'], fin['signed'])})({base})"
+        else:
+            t = em.frame.long()
+            n = chain["steps"][0]["n"] if chain["steps"] else 0
+            signed = "true" if fin["signed"] else "false"
+            em.emit(f"if (!stp_utarget_read(c, (u64)({base}) + ({n}), {fin['size']}, "
+                    f"{signed}, &{t})) {{ c->last_error = NULL; {t} = 0; }}")
+            v = f"(u64){t}"
+        em.emit(f"snprintf({piece}, MAXSTRINGLEN, \"{sep}{item['name']}=0x%llx\", "
+                f"(unsigned long long)({v}));")
+        em.emit(f"stp_strlcat({out}, {piece});")
+    return out
+
+
 def emit_target(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
     """C for a resolved TargetSymbol or @cast/@entry/@defined node."""
     info = e.info or {}
@@ -143,6 +188,8 @@ def emit_target(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
         return emit_chain(em, e)
     if access in ("vars", "vars_return"):
         return emit_vars(em, e)
+    if access == "sdt_vars":
+        return emit_sdt_vars(em, e)
     if access == "str":
         from codegen.translate import c_string
         return c_string(info["value"])

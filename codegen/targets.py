@@ -170,6 +170,8 @@ def param_base(p: dict, fn_name: str) -> tuple[dict, str]:
         return {"kind": "reg", "reg": loc["reg"]}, "val"
     if kind == "fbreg" and loc.get("frame_base") == "cfa":
         return {"kind": "cfa", "offset": loc["offset"]}, "loc"
+    if kind == "bpcfa":     # user code after its frame-pointer prologue
+        return {"kind": "bpcfa", "offset": loc["offset"]}, "loc"
     if kind == "const":
         return {"kind": "const", "value": loc["value"]}, "val"
     if kind in ("optimized_out",):
@@ -193,7 +195,9 @@ def resolve_param(nav, fn: dict, e: ast.TargetSymbol) -> dict:  # type: ignore[n
             return {"access": "chain", "base": base, **_public(prog)}
     known = " ".join("$" + p["name"] for p in fn.get("params", []))
     where = f"{fn.get('decl_file') or '?'}:{fn.get('decl_line') or 0}"
-    raise TargetError(f"unable to find local '{name}' in kernel function '{fn['name']}' "
+    what = f"function '{fn['name']}' of {fn['user_binary']}" if fn.get("user_binary") \
+        else f"kernel function '{fn['name']}'"
+    raise TargetError(f"unable to find local '{name}' in {what} "
                       f"at {where} (alternatives: {known})")
 
 
@@ -411,9 +415,15 @@ class ProbeTargets:
         fn = self._fn()
         if p.family == "tracepoint":
             return self._tracepoint(e)
+        if p.family == "uprobe":
+            return self._user(e, fn)
         if fn is None:
             return _unresolved(e, "unresolved target-symbol expression (target variables "
                                   "need a kernel.function or kernel.trace probe)")
+        return self._kernel_style(e, fn)
+
+    def _kernel_style(self, e: ast.TargetSymbol, fn: dict) -> ast.Expr:
+        p = self.probe
         is_return = bool(p.params.get("is_return"))
         name = e.name
         if name in ("$$parms", "$$vars", "$$locals"):
@@ -441,6 +451,90 @@ class ProbeTargets:
         except TargetError as err:
             e.info = {"error": str(err)}
         return e
+
+    def _user(self, e: ast.TargetSymbol, fn: dict) -> ast.Expr:
+        """$param/$return of a process(...).function probe: the same
+        access programs as the kernel's, flagged so that every load is a
+        nofault *user* copy."""
+        p = self.probe
+        if fn.get("sdt") is not None:
+            return self._sdt(e, fn["sdt"])
+        if fn.get("plt") and e.name == "$$name":
+            e.info = {"access": "str", "value": fn["name"]}
+            return e
+        if fn.get("symtab_only"):
+            return _unresolved(e, f"{fn['user_binary']} has no debug info for "
+                                  f"'{fn['name']}' (build it with -g): no {e.name}")
+        if p.params.get("is_return") and e.name not in ("$return", "$$return"):
+            return _unresolved(e, f"{e.name} in a process .return probe is not supported "
+                                  "yet (read it in a .call probe)")
+        e = self._kernel_style(e, fn)
+        if isinstance(e.info, dict) and "error" not in e.info:
+            e.info["user"] = True
+        return e
+
+    def _sdt(self, e: ast.TargetSymbol, sdt: dict) -> ast.Expr:
+        """$argN, $$name, $$provider, $$parms of an SDT marker: each
+        argument is a register, a constant, or user memory at a register
+        plus a displacement or at a symbol (see codegen.debuginfo.sdt)."""
+        if e.name in ("$$name", "$$provider"):
+            e.info = {"access": "str", "value": sdt["name" if e.name == "$$name"
+                                                     else "provider"]}
+            return e
+        args = sdt["args"]
+        if e.name in ("$$parms", "$$vars") or (e.name.startswith("$arg")
+                                                and e.name[4:].isdigit()):
+            if sdt.get("args_error"):
+                return _unresolved(e, sdt["args_error"])
+        if e.name in ("$$parms", "$$vars"):
+            items = []
+            for i, a in enumerate(args, 1):
+                info = self._sdt_arg(a)
+                items.append({"name": f"arg{i}", "chain": info})
+            e.info = {"access": "sdt_vars", "items": items, "user": True}
+            return e
+        if e.name.startswith("$arg") and e.name[4:].isdigit():
+            n = int(e.name[4:])
+            if not 1 <= n <= len(args):
+                return _unresolved(e, f"unable to find local '{e.name[1:]}' in marker "
+                                      f"'{sdt['name']}' (it has {len(args)} arguments"
+                                      f"{': ' + sdt['arg_text'] if args else ''})")
+            if e.components or e.addressof:
+                return _unresolved(e, f"{e.name} is an untyped SDT argument; read memory "
+                                      "through it with user_long(), user_string() etc.")
+            info = self._sdt_arg(args[n - 1])
+            if "error" in info:
+                return _unresolved(e, info["error"])
+            e.info = info
+            return e
+        return _unresolved(e, f"unable to find local '{e.name[1:]}' in marker "
+                              f"'{sdt['name']}' (alternatives: "
+                              f"{' '.join('$arg' + str(i) for i in range(1, len(args) + 1))}"
+                              " $$name $$provider $$parms)")
+
+    @staticmethod
+    def _sdt_arg(a: dict) -> dict:
+        """An access program (see the module docstring) for one argument."""
+        final_val = {"kind": "value", "size": a["size"], "signed": a["signed"]}
+        final_load = {"kind": "load", "size": a["size"], "signed": a["signed"]}
+        chain = {"access": "chain", "type": "long", "user": True}
+        if a["kind"] == "reg":
+            return {**chain, "base": {"kind": "reg", "reg": a["reg"]}, "start": "val",
+                    "steps": [], "final": final_val}
+        if a["kind"] == "const":
+            return {**chain, "base": {"kind": "const", "value": a["value"]}, "start": "val",
+                    "steps": [], "final": final_val}
+        if a["kind"] == "mem":
+            return {**chain, "base": {"kind": "reg", "reg": a["reg"]}, "start": "val",
+                    "steps": [{"op": "add", "n": a["value"]}] if a["value"] else [],
+                    "final": final_load}
+        if a.get("delta") is None:
+            return {"error": f"symbol '{a['symbol']}' of SDT argument '{a['text']}' "
+                             "is not in the binary's symbol table"}
+        # sym(%rip): at the marker ip is the nop, so the variable is at
+        # ip + (sym - nop) whatever the load address.
+        return {**chain, "base": {"kind": "ip_rel", "delta": a["delta"]}, "start": "val",
+                "steps": [], "final": final_load}
 
     def _tracepoint(self, e: ast.TargetSymbol) -> ast.Expr:
         p = self.probe

@@ -20,6 +20,8 @@
 #include <asm/irq_regs.h>
 /* procfs("path") files */
 #include "stp_procfs.h"
+/* process("PATH") uprobes: armed after the tracepoints, disarmed first */
+#include "stp_uprobes.h"
 
 /* Floor for timer periods, so that a tiny interval cannot livelock a CPU. */
 #ifndef STP_MIN_TIMER_NS
@@ -166,6 +168,9 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 		}
 	}
 	stp_arm_tracepoints(m);
+	stp_arm_uprobes(m);
+	if (stp_session_get() == STP_SESSION_RUNNING)
+		stp_arm_procs(m);
 }
 
 /*
@@ -243,6 +248,8 @@ static void stp_disarm(struct stp_module_desc *m)
 	struct kretprobe **rps = NULL;
 	int i, nk = 0, nr = 0;
 
+	stp_disarm_procs(m);
+	stp_disarm_uprobes(m);
 	stp_disarm_tracepoints(m);
 	for (i = 0; i < m->ntimers; i++) {
 		struct stp_timer_desc *t = &m->timers[i];

@@ -211,6 +211,8 @@ struct stp_kprobe_desc {
 	bool registered;
 };
 
+struct stp_uprobe_desc;
+struct stp_proc_desc;
 struct stp_timer_desc;
 struct stp_cpu_timer {
 	struct hrtimer timer;
@@ -256,6 +258,10 @@ struct stp_module_desc {
 	int ntracepoints;
 	struct stp_procfs_desc *procfs;
 	int nprocfs;
+	struct stp_uprobe_desc *uprobes;	/* process(...) (stp_uprobes.h) */
+	int nuprobes;
+	struct stp_proc_desc *procs;	/* process.begin/.end (stp_uprobes.h) */
+	int nprocs;
 	size_t context_size;		/* sizeof the generated frame */
 	int (*init_globals)(void);	/* allocate maps and stats; 0 or -errno */
 	void (*free_globals)(void);

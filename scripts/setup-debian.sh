@@ -7,6 +7,7 @@
 #   dpkg-dev                                   apt-get download / dpkg -x
 #   openssl                                    keys for signed bundles (tests)
 #   zstd                                       BTF from zstd-compressed 6.12 images
+#   systemtap-sdt-dev                          <sys/sdt.h> for the USDT test program
 #
 # Kernel packages are not installed system-wide: stapbuild downloads and
 # unpacks them into ~/.cache/stapbuild on first use.
@@ -17,7 +18,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	qemu-system-x86 busybox-static kmod cpio \
 	gcc-12 make libc6-dev libelf1 libssl3 zlib1g \
-	dpkg-dev zstd ca-certificates openssl python3 python3-venv python3-pip >/dev/null
+	dpkg-dev zstd systemtap-sdt-dev ca-certificates openssl python3 python3-venv python3-pip >/dev/null
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

@@ -243,6 +243,14 @@ def elaborate_pass(parse_art: Artifact, kctx: Optional[KernelContext],
     hit = store.lookup("elaborate", key, "json")
     if hit is not None:
         doc = hit.read_json()
+        # process("PATH") probes depend on the program's bytes, which the
+        # key does not cover: for a rebuilt program the IR is keyed by them.
+        from codegen.uprobe_points import stale_user_binaries, user_binary_digests
+        if stale_user_binaries(doc):
+            key = key_of({**key_parts, "user_binaries": user_binary_digests(doc)})
+            hit = store.lookup("elaborate", key, "json")
+            doc = hit.read_json() if hit is not None else {}
+    if hit is not None:
         return ElaborateResult(hit, True, doc.get("counts", {}), doc.get("warnings", []))
     files = load_parse_tree(parse_art)
     facts = None

@@ -1,0 +1,347 @@
+"""process(...) probe points (pass 2): user-space functions through
+uprobes, resolved against the binary's ELF symbols and DWARF.
+
+    process("PATH").function("PATTERN")[.call|.return]
+    process("PATH").library("LIB").function("PATTERN")[.call|.return]
+
+PATH without a slash is searched in $PATH, as a shell (and stap) does.
+LIB is an absolute path, or a name matched against the binary's DT_NEEDED
+entries ("libc", "libc.so.6", "libc.so*") and found where the dynamic
+linker would find it.  Library probes only fire in processes that run
+PATH, as in SystemTap.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from typing import Optional
+
+from codegen import ast
+from codegen.errors import StapError
+from codegen.debuginfo.user_elf import UserElfError
+
+_cache: dict[str, object] = {}
+
+
+def _string(c: ast.Component, what: str) -> str:
+    if not isinstance(c.arg, ast.String):
+        raise StapError("semantic", f"{what} requires a string argument", c.loc,
+                        token=f"identifier '{c.name}'")
+    return c.arg.value
+
+
+def _mismatch(c: ast.Component) -> StapError:
+    return StapError("semantic", "probe point mismatch", c.loc, token=f"identifier '{c.name}'")
+
+
+def _binary(path: str, c: ast.Component):  # type: ignore[no-untyped-def]
+    from codegen.debuginfo.user_elf import UserBinary, UserElfError
+    try:
+        st = os.stat(path)
+        key = f"{path}\0{st.st_mtime_ns}\0{st.st_size}"
+    except OSError:
+        key = path
+    b = _cache.get(key)
+    if b is None:
+        try:
+            b = UserBinary(path)
+        except UserElfError as e:
+            raise StapError("semantic", str(e), c.loc,
+                            token=f"string '{c.arg.value}'" if isinstance(c.arg, ast.String)
+                            else f"identifier '{c.name}'") from None
+        _cache[key] = b
+    return b
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a probed binary: pass 2's result depends on it (offsets,
+    DWARF), so the build cache records it beside the IR."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stale_user_binaries(ir: dict) -> list[str]:
+    """The probed files whose contents differ from what pass 2 read (a
+    rebuilt program moves its functions): a cached IR that names one
+    must be elaborated again."""
+    stale = []
+    for p in ir.get("probes", []):
+        params = p.get("params") or {}
+        if p.get("family") != "uprobe" or "digest" not in params:
+            continue
+        try:
+            same = file_digest(params["path"]) == params["digest"]
+        except OSError:
+            same = False
+        if not same and params["path"] not in stale:
+            stale.append(params["path"])
+    return stale
+
+
+def user_binary_digests(ir: dict) -> dict[str, str]:
+    """The current sha256 of every file the IR's uprobes are in."""
+    out: dict[str, str] = {}
+    for p in ir.get("probes", []):
+        path = (p.get("params") or {}).get("path")
+        if p.get("family") == "uprobe" and path and path not in out:
+            try:
+                out[path] = file_digest(path)
+            except OSError:
+                out[path] = "missing"
+    return out
+
+
+def _exe_path(head: ast.Component) -> str:
+    from codegen.debuginfo.user_elf import find_executable
+    if head.arg is None:
+        raise StapError("semantic", "process probes need a path here: "
+                        "process(\"PATH\").function(...)", head.loc,
+                        token=f"identifier '{head.name}'")
+    if isinstance(head.arg, ast.Number):
+        raise StapError("semantic", "process(PID) probes are not supported; use "
+                        "process(\"PATH\")", head.loc, token=f"number '{head.arg.value}'")
+    name = _string(head, "process")
+    found = find_executable(name)
+    if found is None or not os.path.isfile(found):
+        raise StapError("semantic", f"cannot find executable '{name}'", head.loc,
+                        token=f"string '{name}'")
+    return os.path.realpath(found)
+
+
+def resolve_process(comps: list[ast.Component], body: ast.Block,
+                    origin: ast.ProbePoint) -> list:  # type: ignore[type-arg]
+    head = comps[0]
+    rest = comps[1:]
+    if not rest:
+        raise _mismatch(head)
+    if rest[0].name in ("library", "function", "provider", "mark", "plt"):
+        exe = _exe_path(head)
+        return _functions(exe, head, rest, body, origin)
+    if rest[0].name in ("begin", "end", "thread"):
+        return [_lifecycle(head, rest, body, origin)]
+    raise _mismatch(rest[0])
+
+
+def _lifecycle(head: ast.Component, rest: list[ast.Component], body: ast.Block,
+               origin: ast.ProbePoint):  # type: ignore[no-untyped-def]
+    """process[("PATH")][.thread].begin/.end (runtime_c/stp_uprobes.h)."""
+    from codegen.probes import DerivedProbe
+    names = [c.name for c in rest]
+    for c in rest:
+        if c.arg is not None:
+            raise _mismatch(c)
+    if names in (["begin"], ["end"]):
+        kind = names[0]
+    elif names in (["thread", "begin"], ["thread", "end"]):
+        kind = "thread." + names[1]
+    else:
+        raise _mismatch(rest[-1] if rest[0].name == "thread" else rest[1])
+    exe = None
+    if head.arg is not None:
+        exe = _exe_path(head)
+        if kind != "begin":
+            raise StapError("semantic", f"process(\"PATH\").{kind} is not supported yet "
+                            f"(use process.{kind} and test execname() or pid())",
+                            rest[0].loc, token=f"identifier '{rest[0].name}'")
+    pp = (f'process("{exe}")' if exe else "process") + f".{kind}"
+    return DerivedProbe("procevent", pp, body, origin.loc, {"kind": kind, "exe": exe})
+
+
+def _functions(exe: str, head: ast.Component, rest: list[ast.Component],
+               body: ast.Block, origin: ast.ProbePoint) -> list:  # type: ignore[type-arg]
+    from codegen.debuginfo.user_elf import resolve_library
+    from codegen.probes import DerivedProbe
+    files = [exe]
+    lib_c: Optional[ast.Component] = None
+    if rest[0].name == "library":
+        lib_c = rest[0]
+        lib = _string(lib_c, "library")
+        files = resolve_library(_binary(exe, head), lib)
+        if not files:
+            needed = ", ".join(_binary(exe, head).needed()) or "none"
+            raise StapError("semantic", f"cannot find library '{lib}' for {exe} "
+                            f"(DT_NEEDED: {needed})", lib_c.loc, token=f"string '{lib}'")
+        rest = rest[1:]
+    if rest and rest[0].name in ("provider", "mark"):
+        return _marks(exe, files, head, lib_c, rest, body, origin)
+    if rest and rest[0].name == "plt":
+        return _plt(exe, files, head, lib_c, rest, body, origin)
+    if not rest or rest[0].name != "function":
+        raise _mismatch(rest[0] if rest else (lib_c or head))
+    fn_c = rest[0]
+    if isinstance(fn_c.arg, ast.Number):
+        raise StapError("semantic", "process(...).function(ADDRESS) is not supported; "
+                        "name the function", fn_c.loc, token=f"number '{fn_c.arg.value}'")
+    pattern = _string(fn_c, "function")
+    func_pat, _, file_pat = pattern.partition("@")
+    is_return = False
+    shown_call = False
+    for c in rest[1:]:
+        if c.name == "call" and c.arg is None and not is_return:
+            shown_call = True
+            continue
+        if c.name == "return" and c.arg is None and not is_return:
+            is_return = True
+            continue
+        raise _mismatch(c)
+    out = []
+    import fnmatch
+    for path in files:
+        b = _binary(path, lib_c or head)
+        for name in b.match(func_pat):
+            uf = b.function(name)
+            info = uf.info
+            if file_pat and (info is None or not fnmatch.fnmatchcase(
+                    info.decl_file or "", file_pat.split(":")[0])):
+                continue
+            where = name if info is None or info.decl_file is None else \
+                f"{name}@{info.decl_file}:{info.decl_line or 0}"
+            pp = f'process("{exe}")'
+            if lib_c is not None:
+                pp += f'.library("{path}")'
+            pp += f'.function("{where}")' + (".return" if is_return else
+                                             ".call" if shown_call else "")
+            fn = info.to_json() if info is not None else \
+                {"name": name, "params": [], "return_type": None, "decl_file": None,
+                 "decl_line": None, "symtab_only": True}
+            fn["user_binary"] = path
+            out.append(DerivedProbe(
+                "uprobe", pp, copy.deepcopy(body), origin.loc,
+                {"path": path, "exe": exe if lib_c is not None else None,
+                 # .return hooks the entry (the return address is replaced there)
+                 "offset": uf.symbol.offset if is_return else uf.probe_offset,
+                 "is_return": is_return, "optional": origin.optional,
+                 "symbol": name, "digest": file_digest(path)},
+                function=fn))
+    if not out:
+        where = f'process("{exe}")' + (f'.library("{files[0]}")' if lib_c is not None else "")
+        raise StapError("semantic", f"no match for probe point {where}.function(\"{pattern}\")",
+                        fn_c.loc, token=f"string '{pattern}'")
+    return out
+
+
+def _marks(exe: str, files: list[str], head: ast.Component, lib_c: Optional[ast.Component],
+           rest: list[ast.Component], body: ast.Block,
+           origin: ast.ProbePoint) -> list:  # type: ignore[type-arg]
+    """[.provider("P")].mark("NAME"): SDT markers (codegen.debuginfo.sdt),
+    with $arg1..N, $$name, $$provider and $$parms."""
+    import fnmatch
+
+    from codegen.debuginfo.sdt import read_notes
+    from codegen.probes import DerivedProbe
+    provider_pat = "*"
+    if rest[0].name == "provider":
+        provider_pat = _string(rest[0], "provider")
+        rest = rest[1:]
+    if not rest or rest[0].name != "mark":
+        raise _mismatch(rest[0] if rest else head)
+    mark_c = rest[0]
+    mark_pat = _string(mark_c, "mark")
+    for c in rest[1:]:
+        raise _mismatch(c)
+    out = []
+    for path in files:
+        b = _binary(path, lib_c or head)
+        for note in read_notes(b.elf):
+            if not (fnmatch.fnmatchcase(note.name, mark_pat)
+                    and fnmatch.fnmatchcase(note.provider, provider_pat)):
+                continue
+            try:
+                offset = b.file_offset(note.pc)
+                ref_ctr = b.file_offset(note.semaphore) if note.semaphore else 0
+            except UserElfError as e:
+                raise StapError("semantic", str(e), mark_c.loc,
+                                token=f"string '{mark_pat}'") from None
+            syms = b.symbols()
+            data_syms = _data_symbols(b)
+            args = []
+            for a in note.args:
+                j = a.to_json()
+                if a.kind == "rip":
+                    value = data_syms.get(a.symbol) or (syms[a.symbol].value
+                                                        if a.symbol in syms else None)
+                    j["delta"] = None if value is None else value + a.value - note.pc
+                args.append(j)
+            pp = f'process("{exe}")'
+            if lib_c is not None:
+                pp += f'.library("{path}")'
+            pp += f'.provider("{note.provider}").mark("{note.name}")'
+            out.append(DerivedProbe(
+                "uprobe", pp, copy.deepcopy(body), origin.loc,
+                {"path": path, "exe": exe if lib_c is not None else None,
+                 "offset": offset, "ref_ctr_offset": ref_ctr, "is_return": False,
+                 "optional": origin.optional, "symbol": note.name,
+                 "digest": file_digest(path)},
+                function={"name": note.name, "params": [], "return_type": None,
+                          "decl_file": None, "decl_line": None, "user_binary": path,
+                          "sdt": {"provider": note.provider, "name": note.name,
+                                  "args": args, "args_error": note.args_error,
+                                  "arg_text": note.arg_text}}))
+    if not out:
+        where = f'process("{exe}")' + (f'.library("{files[0]}")' if lib_c is not None else "")
+        if provider_pat != "*":
+            where += f'.provider("{provider_pat}")'
+        raise StapError("semantic", f"no match for probe point {where}.mark(\"{mark_pat}\")",
+                        mark_c.loc, token=f"string '{mark_pat}'")
+    return out
+
+
+def _data_symbols(b) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Object symbols (sym(%rip) operands name variables)."""
+    out: dict[str, int] = {}
+    for secname in (".symtab", ".dynsym"):
+        sec = b.elf.get_section_by_name(secname)
+        if sec is None:
+            continue
+        for s in sec.iter_symbols():
+            if s["st_info"]["type"] in ("STT_OBJECT", "STT_NOTYPE") and s["st_value"] \
+                    and s["st_shndx"] != "SHN_UNDEF" and s.name:
+                out.setdefault(s.name, s["st_value"])
+    return out
+
+
+def _plt(exe: str, files: list[str], head: ast.Component, lib_c: Optional[ast.Component],
+         rest: list[ast.Component], body: ast.Block,
+         origin: ast.ProbePoint) -> list:  # type: ignore[type-arg]
+    """.plt[("PATTERN")][.return]: the PLT stubs through which the program
+    calls into shared libraries, by imported name; $$name is that name."""
+    import fnmatch
+
+    from codegen.probes import DerivedProbe
+    plt_c = rest[0]
+    pattern = _string(plt_c, "plt") if plt_c.arg is not None else "*"
+    is_return = False
+    for c in rest[1:]:
+        if c.name == "return" and c.arg is None and not is_return:
+            is_return = True
+            continue
+        raise _mismatch(c)
+    out = []
+    for path in files:
+        b = _binary(path, lib_c or head)
+        for name, addr in sorted(b.plt_entries().items(), key=lambda kv: kv[1]):
+            if not fnmatch.fnmatchcase(name, pattern):
+                continue
+            pp = f'process("{exe}")'
+            if lib_c is not None:
+                pp += f'.library("{path}")'
+            pp += f'.plt("{name}")' + (".return" if is_return else "")
+            out.append(DerivedProbe(
+                "uprobe", pp, copy.deepcopy(body), origin.loc,
+                {"path": path, "exe": exe if lib_c is not None else None,
+                 "offset": b.file_offset(addr), "is_return": is_return,
+                 "optional": origin.optional, "symbol": name,
+                 "digest": file_digest(path)},
+                function={"name": name, "params": [], "return_type": None,
+                          "decl_file": None, "decl_line": None, "user_binary": path,
+                          "symtab_only": True, "plt": True}))
+    if not out:
+        where = f'process("{exe}")' + (f'.library("{files[0]}")' if lib_c is not None else "")
+        raise StapError("semantic", f"no match for probe point {where}.plt(\"{pattern}\")",
+                        plt_c.loc, token=f"string '{pattern}'" if plt_c.arg is not None
+                        else f"identifier '{plt_c.name}'")
+    return out

@@ -1,0 +1,201 @@
+"""User-space probes in booted kernels (issue 9): one boot per series runs
+every case.
+
+The test program (tests/c/uprobe_demo.c) is built with `gcc -g` into a
+directory under /tmp, which the guest sees over 9p at the same path; the
+uprobes are registered on that file's inode and fire when the workload
+runs it.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.bootlib import ROOT, build_module, case, resolve, run_batch
+
+DEMO_SRC = ROOT / "tests" / "c" / "uprobe_demo.c"
+SDT_SRC = ROOT / "tests" / "c" / "uprobe_sdt.c"
+
+FUNC = r'''
+probe process("@BIN@").function("add") {
+	printf("add a=%d b=%d parms=[%s]\n", $a, $b, $$parms)
+}
+probe process("@BIN@").function("add").return {
+	printf("add returned %d\n", $return)
+}
+probe process("@BIN@").function("point_sum") {
+	printf("point_sum x=%d y=%d label=%s scale=%d\n", $p->x, $p->y,
+	       user_string($p->label), $scale)
+}
+probe process("@BIN@").function("point_sum").return {
+	printf("point_sum returned %d\n", $return)
+}
+probe process("@BIN@").function("gree*").return {
+	printf("%s returned %s\n", ppfunc(), user_string($return))
+}
+'''
+
+MALLOC = r'''
+global sizes
+probe process("@BIN@").library("libc").function("malloc") {
+	if (ulong_arg(1) == 4242)
+		printf("malloc(%d) in %s\n", ulong_arg(1), execname())
+	sizes[ulong_arg(1)] <<< 1
+}
+global plt
+probe process("@BIN@").plt("fork") {
+	plt[$$name, pid()] <<< 1
+}
+probe end {
+	printf("malloc calls of 4242 bytes: %d\n", @count(sizes[4242]))
+	foreach ([name, p] in plt)
+		printf("plt %s calls=%d by target %s\n", name, @count(plt[name, p]),
+		       p == target() ? "yes" : "no")
+}
+'''
+
+TARGET = r'''
+global mine, all
+probe process("@BIN@").function("add") {
+	all <<< $a
+	if (pid() == target())
+		mine <<< $a
+}
+probe end {
+	printf("target adds=%d sum=%d all adds=%d\n", @count(mine), @sum(mine), @count(all))
+}
+'''
+
+LIFECYCLE = r'''
+global child
+probe process.begin {
+	if (ppid() == target()) {
+		child = pid()
+		printf("begin: child of the target, %s, own pid %s\n", execname(),
+		       pid() != target() ? "yes" : "no")
+	}
+}
+probe process("@BIN@").begin {
+	if (pid() == target())
+		printf("exec begin: target runs %s\n", execname())
+}
+probe process.end {
+	if (pid() == target())
+		printf("end: target %s\n", execname())
+	else if (child && pid() == child)
+		printf("end: the child, %s\n", execname())
+}
+'''
+
+SDT = r'''
+probe process("@BIN@").mark("tick") {
+	printf("%s:%s i=%d sq=%d name=%s parms=%s\n", $$provider, $$name, $arg1, $arg2,
+	       user_string($arg3), $$parms == "" ? "empty" : "set")
+}
+probe process("@BIN@").provider("demo").mark("done") {
+	printf("done total=%d semaphore=%d\n", $arg1, $arg2)
+}
+'''
+
+
+def _script(tmp: Path, name: str, text: str, binary: Path) -> Path:
+    p = tmp / f"{name}.stp"
+    p.write_text(text.replace("@BIN@", str(binary)))
+    return p
+
+
+@pytest.fixture(scope="module", params=["6.1", "6.12"])
+def results(request, tmp_path_factory):
+    release = resolve(request.param)
+    tmp = tmp_path_factory.mktemp(f"uprobes-{request.param}")
+    demo = tmp / "uprobe_demo"
+    subprocess.run(["gcc", "-g", "-o", str(demo), str(DEMO_SRC)], check=True, cwd=ROOT)
+    kos = {name: build_module(_script(tmp, name, text, demo), release)
+           for name, text in (("func", FUNC), ("malloc", MALLOC), ("target", TARGET),
+                              ("lifecycle", LIFECYCLE))}
+    # USDT: -O2 passes the arguments in registers, -O0 in frame slots
+    # ("-4@-12(%rbp)"), so both operand forms are read.
+    sdt = {}
+    for opt in ("O2", "O0"):
+        sdt[opt] = tmp / f"uprobe_sdt_{opt}"
+        subprocess.run(["gcc", "-g", f"-{opt}", "-o", str(sdt[opt]), str(SDT_SRC)],
+                       check=True, cwd=ROOT)
+        kos[f"sdt_{opt}"] = build_module(_script(tmp, f"sdt_{opt}", SDT, sdt[opt]), release)
+    cases = [
+        case("func", kos["func"], workload=f"{demo} 3"),
+        case("malloc", kos["malloc"], workload=f"exec {demo} 2"),
+        # The first run is not the target; `exec` makes the second one the
+        # workload's own process, whose pid target() returns.
+        case("target", kos["target"], workload=f"{demo} 7 >/dev/null; exec {demo} 4"),
+        case("lifecycle", kos["lifecycle"], workload=f"exec {demo} 2"),
+        case("sdt_O2", kos["sdt_O2"], workload=f"{sdt['O2']} 3"),
+        case("sdt_O0", kos["sdt_O0"], workload=f"{sdt['O0']} 3"),
+    ]
+    return release, run_batch(release, cases)
+
+
+def ok(r: dict) -> dict:
+    assert r["rc"] == 0, r
+    assert not r["left_loaded"], r
+    assert not r["kernel_trouble"], r
+    return r
+
+
+@pytest.mark.boot
+def test_function_entry_and_return_read_params_and_return(results):
+    _, res = results
+    lines = ok(res["func"])["stdout"].splitlines()
+    for i in (1, 2, 3):
+        assert f"add a={i} b={10 * i} parms=[a={i:#x} b={10 * i:#x}]" in lines, lines
+        assert f"add returned {11 * i}" in lines, lines
+    assert "point_sum x=40 y=2 label=origin scale=3" in lines, lines
+    assert "point_sum returned 126" in lines, lines
+    assert "greet returned long" in lines, lines
+    # entry before return, in call order
+    adds = [l for l in lines if l.startswith("add ")]
+    assert adds[:2] == ["add a=1 b=10 parms=[a=0x1 b=0xa]", "add returned 11"], adds
+
+
+@pytest.mark.boot
+def test_library_malloc_and_plt(results):
+    _, res = results
+    out = ok(res["malloc"])["stdout"]
+    # only the forked child mallocs 4242 bytes, once
+    assert out.count("malloc(4242) in uprobe_demo") == 1, out
+    assert "malloc calls of 4242 bytes: 1" in out, out
+    # the program calls fork() once, through its PLT
+    assert "plt fork calls=1 by target yes" in out, out
+
+
+@pytest.mark.boot
+def test_target_filter(results):
+    _, res = results
+    out = ok(res["target"])["stdout"]
+    # target ran add(1..4): 4 calls, a summing to 10; all runs: 7 + 4 calls
+    assert "target adds=4 sum=10 all adds=11" in out, out
+
+
+@pytest.mark.boot
+def test_process_begin_and_end_of_a_forked_child(results):
+    _, res = results
+    lines = ok(res["lifecycle"])["stdout"].splitlines()
+    # the child's begin runs in the child: its own pid, its parent the target
+    assert lines.count("begin: child of the target, uprobe_demo, own pid yes") == 1, lines
+    assert lines.count("exec begin: target runs uprobe_demo") == 1, lines
+    assert lines.count("end: the child, uprobe_demo") == 1, lines
+    assert lines.count("end: target uprobe_demo") == 1, lines
+    # the child ends before its parent, which waits for it
+    assert lines.index("end: the child, uprobe_demo") < lines.index("end: target uprobe_demo")
+
+
+@pytest.mark.boot
+@pytest.mark.parametrize("opt", ["O2", "O0"])
+def test_usdt_markers(results, opt):
+    _, res = results
+    lines = ok(res[f"sdt_{opt}"])["stdout"].splitlines()
+    assert [l for l in lines if l.startswith("demo:tick")] == [
+        f"demo:tick i={i} sq={i * i} name=tick parms=set" for i in (1, 2, 3)], lines
+    # "done" is only reached while the kernel holds the semaphore up
+    assert lines[-1] == "done total=14 semaphore=1", lines
