@@ -1164,6 +1164,7 @@ class Translator:
             procfs=self._procfs_files(),
             stat_specs=self.stat_specs, max_nesting=self.max_nesting(),
             pcounters=self.pcounters,
+            gparams={g["c_name"] for g in global_parameters(ir)},
             regex_tables=self.regex_tables, re_max_prog=self.re_max_prog,
             re_max_caps=self.re_max_caps)
 
@@ -1203,3 +1204,17 @@ class Translator:
 
 def translate(ir: dict, module_name: str) -> str:
     return Translator(ir, module_name).run()
+
+
+def global_parameters(ir: dict) -> list[dict]:
+    """The globals stap -G can set at load time: scalar longs and strings,
+    each a module parameter named as the global. Names the runtime's own
+    parameters use (stp_*), names that are not C identifiers and names two
+    globals share (private globals of two files) get none."""
+    import re
+    from collections import Counter
+    counts = Counter(g["name"] for g in ir["globals"])
+    return [g for g in ir["globals"]
+            if g["keys"] is None and g["type"] in ("long", "string")
+            and counts[g["name"]] == 1 and not g["name"].startswith("stp_")
+            and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", g["name"])]

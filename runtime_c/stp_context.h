@@ -142,6 +142,9 @@ stp_probe_enter(const struct stp_probe_desc *p, int required_state,
 	c->error_depth = 0;
 	c->actionremaining = MAXACTION_INTERRUPTIBLE;
 	c->out.len = 0;
+#ifdef STP_TIMING
+	c->timing_start = get_cycles();
+#endif
 	return c;
 
 out_skipped:
@@ -158,6 +161,9 @@ static __always_inline __maybe_unused void stp_probe_exit(struct stp_context *c)
 	const struct stp_probe_desc *p = c->probe;
 
 	stp_print_flush(c);
+#ifdef STP_TIMING
+	STP_TIMING_END(p->timing, c->timing_start);
+#endif
 	if (unlikely(c->last_error)) {
 		stp_softerror(c);
 		if (atomic_inc_return(&stp_error_count) > MAXERRORS)

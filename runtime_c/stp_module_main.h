@@ -70,6 +70,9 @@ static void stp_do_stop(void)
 		stp_run_probe(&stp_module.end[i], STP_SESSION_STOPPING);
 	for (i = 0; i < stp_module.nerror; i++)
 		stp_run_probe(&stp_module.error[i], STP_SESSION_ERROR);
+#ifdef STP_TIMING
+	stpg_timing_report();	/* generated: stap -t's probe hit report */
+#endif
 
 	errors = atomic_read(&stp_error_count);
 	skipped = atomic_read(&stp_skipped_count);

@@ -29,6 +29,11 @@
 #ifndef STP_RUNTIME_H
 #define STP_RUNTIME_H
 
+/* stap -t is a kernel-module option (stp_timing.h). */
+#if defined(STP_TIMING) && defined(STP_USER)
+#undef STP_TIMING
+#endif
+
 #ifdef STP_USER
 /* The user-space build (stapbuild --runtime=user): see user/. */
 #include "user/stp_user_kernel.h"
@@ -172,6 +177,9 @@ struct stp_context {
 	char match_subject[MAXSTRINGLEN];
 	struct stp_re_scratch re_scratch;
 	struct stp_print_buf out;
+#ifdef STP_TIMING
+	cycles_t timing_start;		/* stap -t: when the prologue ended */
+#endif
 };
 
 typedef void (*stp_probe_fn)(struct stp_context *c);
@@ -187,6 +195,9 @@ struct stp_probe_desc {
 	stp_probe_fn fn;
 	const struct stp_lock_req *locks;	/* sorted by lock address */
 	int nlocks;
+#ifdef STP_TIMING
+	struct stp_timing __percpu *timing;	/* stap -t (stp_timing.h) */
+#endif
 };
 
 struct stp_kprobe_desc {
@@ -336,6 +347,7 @@ static inline void stp_catch(struct stp_context *c)
 #include "stp_stat.h"
 #include "stp_map.h"
 #include "stp_regs.h"
+#include "stp_timing.h"
 #include "stp_context.h"
 #include "stp_probes.h"
 

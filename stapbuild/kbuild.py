@@ -116,8 +116,12 @@ def compile_module(
     out_ko: Path,
     defines: list[str] = [],  # noqa: B006 - never mutated
     jobs: int = 2,
+    make_vars: list[str] = [],  # noqa: B006 - never mutated
+    keep_dir: Path | None = None,
 ) -> Path:
-    """Build `c_source` into `out_ko` for `kernel`; raises BuildError."""
+    """Build `c_source` into `out_ko` for `kernel`; raises BuildError.
+    make_vars: NAME=VAL arguments for make (stap -B); keep_dir: build there
+    and keep the tree afterwards (stap -k)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,54}", module_name):
         # MODULE_NAME_LEN is 56 incl. NUL; '-' would be mangled to '_' by
         # kbuild and make the proc dir name ambiguous.
@@ -128,7 +132,11 @@ def compile_module(
     kept = build_dir_for(module_name, kernel)
     kept.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(kept)
-    builddir = Path(tempfile.mkdtemp(prefix=f"{kept.name}.", dir=kept.parent))
+    if keep_dir is not None:
+        builddir = Path(keep_dir).resolve()
+        builddir.mkdir(parents=True, exist_ok=True)
+    else:
+        builddir = Path(tempfile.mkdtemp(prefix=f"{kept.name}.", dir=kept.parent))
     shutil.copyfile(c_source, builddir / f"{module_name}_src.c")
     (builddir / "Kbuild").write_text(_kbuild_file(module_name, runtime_dir, builddir, defines))
 
@@ -138,11 +146,13 @@ def compile_module(
     cmd = ["make", f"-j{jobs}", "-C", str(kernel.build_dir), f"M={builddir}", f"KCFLAGS={kcflags}",
            # No BTF for our modules: it needs the vmlinux at build time and
            # pahole; nothing reads BTF from a stapbuild module.
-           "CONFIG_DEBUG_INFO_BTF_MODULES=", "modules"]
+           "CONFIG_DEBUG_INFO_BTF_MODULES=", *make_vars, "modules"]
     res = subprocess.run(cmd, cwd=builddir, env=_clean_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ko = builddir / f"{module_name}.ko"
     if res.returncode != 0 or not ko.exists():
+        if keep_dir is not None:    # -k: the user's directory stays where it is
+            raise BuildError(module_name, kernel.release, res.stdout)
         # Keep the failed tree for inspection, at its stable name.
         shutil.rmtree(kept, ignore_errors=True)
         try:
@@ -154,7 +164,8 @@ def compile_module(
 
     out_ko = Path(out_ko)
     atomic_write(out_ko, ko.read_bytes())
-    shutil.rmtree(builddir, ignore_errors=True)
+    if keep_dir is None:
+        shutil.rmtree(builddir, ignore_errors=True)
     return out_ko
 
 

@@ -39,12 +39,14 @@ def tapset_dir() -> Path:
 
 
 def runtime_dir() -> Path:
-    return project_root() / "runtime_c"
+    """runtime_c/ of the checkout, or ``$STAPBUILD_RUNTIME`` (stap -R DIR)."""
+    env = os.environ.get("STAPBUILD_RUNTIME")
+    return Path(env).resolve() if env else project_root() / "runtime_c"
 
 
 def _tree_digest(paths: list[Path]) -> str:
-    root = project_root()
-    return key_of({str(p.relative_to(root)): sha256_file(p) for p in sorted(paths)})
+    # rel(): a runtime given with -R may live outside the checkout.
+    return key_of({rel(p): sha256_file(p) for p in sorted(paths)})
 
 
 def compiler_files() -> list[Path]:
@@ -57,8 +59,12 @@ def runtime_files() -> list[Path]:
     return sorted(p for p in runtime_dir().rglob("*") if p.suffix in (".h", ".c"))
 
 
-def tapset_files() -> list[Path]:
-    return sorted(p for p in tapset_dir().rglob("*.stp"))
+def tapset_files(extra_dirs: Optional[list[Path]] = None) -> list[Path]:
+    """The library's files; stap -I dirs are searched after the default one."""
+    files = sorted(p for p in tapset_dir().rglob("*.stp"))
+    for d in extra_dirs or ():
+        files += sorted(p for p in Path(d).resolve().rglob("*.stp") if p not in files)
+    return files
 
 
 @lru_cache(maxsize=None)
@@ -154,9 +160,9 @@ def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext
     return tree
 
 
-def tapset_library(pp: PPContext) -> dict[str, ast.File]:
+def tapset_library(pp: PPContext, extra_dirs: Optional[list[Path]] = None) -> dict[str, ast.File]:
     lib: dict[str, ast.File] = {}
-    for p in tapset_files():
+    for p in tapset_files(extra_dirs):
         lib[rel(p)] = _parse_cached(p, p.read_text(), True, False, pp, [])
     return lib
 
@@ -174,19 +180,28 @@ def catalogue_digest(lib: dict[str, ast.File]) -> str:
 
 def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext], *,
                name: Optional[str] = None, guru: bool = False,
-               args: Optional[list[str]] = None) -> ParseResult:
+               args: Optional[list[str]] = None,
+               extra: Optional[list[tuple[str, str]]] = None,
+               tapset_dirs: Optional[list[Path]] = None) -> ParseResult:
+    """extra: stap -E scripts, (name, text) pairs parsed beside the main
+    one as further user files; tapset_dirs: stap -I directories."""
     args = list(args or [])
+    extra = list(extra or [])
     pp = kctx.pp_context(guru) if kctx else PPContext(guru=guru)
     display = name or (rel(script) if script else "<input>")
     user = parse_file(display, text, guru=guru, args=args, pp=pp)
-    lib = tapset_library(pp)
-    used = closure([user], lib)
+    users = [user] + [parse_file(n, t, guru=guru, args=args, pp=pp) for n, t in extra]
+    lib = tapset_library(pp, tapset_dirs)
+    used = closure(users, lib)
     inputs = {rel(script) if script else "<input>": sha256_bytes(text.encode())}
+    for n, t in extra:
+        inputs[n] = sha256_bytes(t.encode())
     for u in used:
         inputs[u] = sha256_file(project_root() / u)
     key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(), "inputs": inputs,
                  "display": display, "guru": guru, "args": args}
-    if "%(" in text or any("%(" in (project_root() / u).read_text() for u in used):
+    if "%(" in text or any("%(" in t for _, t in extra) or \
+            any("%(" in (project_root() / u).read_text() for u in used):
         key_parts["pp"] = [pp.kernel_release, pp.arch,
                            sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
     # Two keys: the input key finds a previous result without parsing; the
@@ -198,11 +213,11 @@ def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext],
     hit = store.lookup("parse", out_key, "json") if out_key else None
     cached = hit is not None
     if hit is None:
-        doc = {"schema": ast.PARSE_TREE_SCHEMA, "user": [ast.to_json(user)],
+        doc = {"schema": ast.PARSE_TREE_SCHEMA, "user": [ast.to_json(u) for u in users],
                "tapsets": [ast.to_json(lib[u]) for u in used]}
         hit = store.put_json_by_content("parse", doc)
         store.memo_put("parse", in_key, hit.key)
-    return ParseResult(hit, inputs, catalogue_digest(lib), 1, len(used), cached)
+    return ParseResult(hit, inputs, catalogue_digest(lib), len(users), len(used), cached)
 
 
 def load_parse_tree(art: Artifact) -> list[ast.File]:
@@ -302,18 +317,27 @@ class CompileResult:
 
 
 def compile_pass(c_art: Artifact, module_name: str, kctx: KernelContext,
-                 build_id: Optional[str] = None, defines: Optional[list[str]] = None) -> CompileResult:
+                 build_id: Optional[str] = None, defines: Optional[list[str]] = None,
+                 make_vars: Optional[list[str]] = None,
+                 keep_dir: Optional[Path] = None) -> CompileResult:
+    """make_vars: stap -B NAME=VAL, extra kbuild make arguments; keep_dir:
+    stap -k, build in this directory and leave it there (never a cache hit,
+    so the directory always holds a real build)."""
     if build_id is None:
         build_id = kernels.build_identity(kctx.kernel)
     defines = list(defines or [])
-    key = key_of({"schema": KO_SCHEMA, "c": c_art.key, "runtime": runtime_id(),
-                  "build": build_id, "release": kctx.release, "defines": defines,
-                  "kbuild": sha256_file(Path(kbuild.__file__))})
+    make_vars = list(make_vars or [])
+    parts = {"schema": KO_SCHEMA, "c": c_art.key, "runtime": runtime_id(),
+             "build": build_id, "release": kctx.release, "defines": defines,
+             "kbuild": sha256_file(Path(kbuild.__file__))}
+    if make_vars:
+        parts["make_vars"] = make_vars
+    key = key_of(parts)
     path = store.artifact_path("compile", key, "ko")
-    if store.verify(path):
+    if keep_dir is None and store.verify(path):
         return CompileResult(Artifact("compile", key, path), True)
     kbuild.compile_module(c_art.path, module_name, kctx.kernel, runtime_dir(), path,
-                          defines=defines)
+                          defines=defines, make_vars=make_vars, keep_dir=keep_dir)
     store.seal(path)
     return CompileResult(Artifact("compile", key, path), False)
 

@@ -271,8 +271,11 @@ def _stop_workload(proc: subprocess.Popen | None) -> None:
 
 
 def run(ko: Path, workload: str | None = None, duration: float | None = None,
-        output: BinaryIO | None = None, errout: BinaryIO | None = None) -> int:
-    """Load, start, relay, stop, unload. Returns the stapio-style status."""
+        output: BinaryIO | None = None, errout: BinaryIO | None = None,
+        params: str = "") -> int:
+    """Load, start, relay, stop, unload. Returns the stapio-style status.
+    params: module parameters for the load (stap -x's stp_target, -G's
+    globals), "name=value" words separated by spaces."""
     sigs = _Signals()  # first: a signal from now on means "stop cleanly"
     out = output or sys.stdout.buffer
     err = errout or sys.stderr.buffer
@@ -291,7 +294,7 @@ def run(ko: Path, workload: str | None = None, duration: float | None = None,
         err.flush()
 
     try:
-        load_module(ko)
+        load_module(ko, params)
         loaded = True
         sess.wait_ready()
         try:
@@ -313,7 +316,8 @@ def run(ko: Path, workload: str | None = None, duration: float | None = None,
                 break
             if duration is not None and time.monotonic() - started >= duration:
                 break
-            if duration is None and proc is not None and proc.poll() is not None:
+            # -c: the run ends when the command does, with or without -T.
+            if proc is not None and proc.poll() is not None:
                 break
             if not st:  # proc files vanished: module gone under us
                 say(f"ERROR: {sess.dir} disappeared")
