@@ -35,6 +35,10 @@ def _base(em, e: ast.Expr, base: dict) -> str:  # type: ignore[no-untyped-def]
         return "stp_return_value(c->regs)"
     if kind == "const":
         return f"((stp_long){base['value']}LL)"
+    if kind == "sc_nr":
+        return "((stp_long)stp_syscall_nr())"
+    if kind == "sc_ret":
+        return "((stp_long)stp_syscall_ret())"
     if kind == "ip_rel":
         return f"(stp_long)(c->regs->ip + ({base['delta']}LL))"
     if kind == "tparg":

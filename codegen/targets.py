@@ -415,6 +415,8 @@ class ProbeTargets:
         fn = self._fn()
         if p.family == "tracepoint":
             return self._tracepoint(e)
+        if p.family == "procevent" and p.params.get("kind", "").startswith("syscall"):
+            return self._syscall(e)
         if p.family == "uprobe":
             return self._user(e, fn)
         if fn is None:
@@ -472,6 +474,34 @@ class ProbeTargets:
         if isinstance(e.info, dict) and "error" not in e.info:
             e.info["user"] = True
         return e
+
+    # x86-64 system call argument registers (the 4th is r10, not cx)
+    _SYSCALL_REGS = ["di", "si", "dx", "r10", "r8", "r9"]
+
+    def _syscall(self, e: ast.TargetSymbol) -> ast.Expr:
+        """$syscall, $arg1..6 and (in .return) $return of process.syscall."""
+        is_return = self.probe.params["kind"] == "syscall.return"
+        value = {"kind": "value", "size": 8, "signed": True}
+        if e.components or e.addressof or e.pretty:
+            return _unresolved(e, f"{e.name} is a number; it cannot be dereferenced")
+        if e.name == "$syscall":
+            e.info = {"access": "chain", "base": {"kind": "sc_nr"}, "start": "val",
+                      "steps": [], "final": value, "type": "long"}
+            return e
+        if e.name == "$return" and is_return:
+            e.info = {"access": "chain", "base": {"kind": "sc_ret"}, "start": "val",
+                      "steps": [], "final": value, "type": "long"}
+            return e
+        n = e.name[4:]
+        if e.name.startswith("$arg") and n.isdigit() and 1 <= int(n) <= 6:
+            e.info = {"access": "chain", "base": {"kind": "reg",
+                                                  "reg": self._SYSCALL_REGS[int(n) - 1]},
+                      "start": "val", "steps": [], "final": value, "type": "long"}
+            return e
+        known = "$syscall $arg1 $arg2 $arg3 $arg4 $arg5 $arg6" + (" $return" if is_return
+                                                                   else "")
+        return _unresolved(e, f"unable to find local '{e.name[1:]}' in {self.probe.pp} "
+                              f"(alternatives: {known})")
 
     def _sdt(self, e: ast.TargetSymbol, sdt: dict) -> ast.Expr:
         """$argN, $$name, $$provider, $$parms of an SDT marker: each

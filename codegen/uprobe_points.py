@@ -121,14 +121,15 @@ def resolve_process(comps: list[ast.Component], body: ast.Block,
     if rest[0].name in ("library", "function", "provider", "mark", "plt"):
         exe = _exe_path(head)
         return _functions(exe, head, rest, body, origin)
-    if rest[0].name in ("begin", "end", "thread"):
+    if rest[0].name in ("begin", "end", "thread", "syscall"):
         return [_lifecycle(head, rest, body, origin)]
     raise _mismatch(rest[0])
 
 
 def _lifecycle(head: ast.Component, rest: list[ast.Component], body: ast.Block,
                origin: ast.ProbePoint):  # type: ignore[no-untyped-def]
-    """process[("PATH")][.thread].begin/.end (runtime_c/stp_uprobes.h)."""
+    """process[("PATH")][.thread].begin/.end and .syscall[.return]
+    (runtime_c/stp_uprobes.h)."""
     from codegen.probes import DerivedProbe
     names = [c.name for c in rest]
     for c in rest:
@@ -138,12 +139,14 @@ def _lifecycle(head: ast.Component, rest: list[ast.Component], body: ast.Block,
         kind = names[0]
     elif names in (["thread", "begin"], ["thread", "end"]):
         kind = "thread." + names[1]
+    elif names in (["syscall"], ["syscall", "return"]):
+        kind = ".".join(names)
     else:
         raise _mismatch(rest[-1] if rest[0].name == "thread" else rest[1])
     exe = None
     if head.arg is not None:
         exe = _exe_path(head)
-        if kind != "begin":
+        if kind not in ("begin", "syscall", "syscall.return"):
             raise StapError("semantic", f"process(\"PATH\").{kind} is not supported yet "
                             f"(use process.{kind} and test execname() or pid())",
                             rest[0].loc, token=f"identifier '{rest[0].name}'")

@@ -311,6 +311,8 @@ static __maybe_unused void stp_disarm_uprobes(struct stp_module_desc *m)
  * task execs PATH (sched_process_exec, in the exec'ing task).
  * end: the sched_process_exit tracepoint, in the exiting task; the last
  * live thread of a group is the process's end, the others thread ends.
+ * syscall[.return]: the raw_syscalls sys_enter/sys_exit tracepoints, in
+ * the calling task, with its user registers as the probe's registers.
  * Kernel threads are never reported.
  */
 enum {
@@ -318,7 +320,26 @@ enum {
 	STP_PROC_END,
 	STP_PROC_THREAD_BEGIN,
 	STP_PROC_THREAD_END,
+	STP_PROC_SYSCALL,		/* raw_syscalls:sys_enter */
+	STP_PROC_SYSCALL_RETURN,	/* raw_syscalls:sys_exit */
 };
+
+/*
+ * process.syscall: the running handler's system call number and return
+ * value ($syscall, $return); $argN are read from its user registers.
+ */
+static DEFINE_PER_CPU(long, stp_sc_nr);
+static DEFINE_PER_CPU(long, stp_sc_ret);
+
+static __maybe_unused long stp_syscall_nr(void)
+{
+	return __this_cpu_read(stp_sc_nr);
+}
+
+static __maybe_unused long stp_syscall_ret(void)
+{
+	return __this_cpu_read(stp_sc_ret);
+}
 
 struct stp_proc_desc {
 	const struct stp_probe_desc *probe;
@@ -333,8 +354,11 @@ static struct kretprobe stp_proc_rp;
 static bool stp_proc_rp_registered;
 static struct tracepoint *stp_proc_tp_exec, *stp_proc_tp_exit;
 static bool stp_proc_exec_registered, stp_proc_exit_registered;
+static struct tracepoint *stp_proc_tp_sys_enter, *stp_proc_tp_sys_exit;
+static bool stp_proc_sys_enter_registered, stp_proc_sys_exit_registered;
 
-static void stp_proc_fire(int kind, bool at_exec)
+static void stp_proc_fire_regs(int kind, bool at_exec, struct pt_regs *regs,
+			       long nr, long ret)
 {
 	struct stp_module_desc *m = READ_ONCE(stp_proc_module);
 	int i;
@@ -349,12 +373,31 @@ static void stp_proc_fire(int kind, bool at_exec)
 			continue;
 		if (!stp_current_exe_is(d->exe_inode))
 			continue;
-		c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, NULL);
+		c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, regs);
 		if (!c)
 			continue;
+		/* preemption is off from here to stp_probe_exit */
+		__this_cpu_write(stp_sc_nr, nr);
+		__this_cpu_write(stp_sc_ret, ret);
 		d->probe->fn(c);
 		stp_probe_exit(c);
 	}
+}
+
+static void stp_proc_fire(int kind, bool at_exec)
+{
+	stp_proc_fire_regs(kind, at_exec, NULL, 0, 0);
+}
+
+static void stp_proc_sys_enter(void *data, struct pt_regs *regs, long id)
+{
+	stp_proc_fire_regs(STP_PROC_SYSCALL, false, regs, id, 0);
+}
+
+static void stp_proc_sys_exit(void *data, struct pt_regs *regs, long ret)
+{
+	stp_proc_fire_regs(STP_PROC_SYSCALL_RETURN, false, regs,
+			   regs->orig_ax, ret);
 }
 
 static int stp_proc_fork_ret(struct kretprobe_instance *ri,
@@ -384,11 +427,16 @@ static void stp_proc_find_tp(struct tracepoint *tp, void *priv)
 		stp_proc_tp_exec = tp;
 	else if (!strcmp(tp->name, "sched_process_exit"))
 		stp_proc_tp_exit = tp;
+	else if (!strcmp(tp->name, "sys_enter"))
+		stp_proc_tp_sys_enter = tp;
+	else if (!strcmp(tp->name, "sys_exit"))
+		stp_proc_tp_sys_exit = tp;
 }
 
 static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 {
-	bool begin = false, exec = false, end = false;
+	bool begin = false, exec = false, end = false, sys = false,
+		sysret = false;
 	int i, rc = 0;
 
 	if (!m->nprocs)
@@ -407,6 +455,10 @@ static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 		}
 		if (d->kind == STP_PROC_BEGIN || d->kind == STP_PROC_THREAD_BEGIN)
 			begin = true;
+		else if (d->kind == STP_PROC_SYSCALL)
+			sys = true;
+		else if (d->kind == STP_PROC_SYSCALL_RETURN)
+			sysret = true;
 		else
 			end = true;
 	}
@@ -441,6 +493,24 @@ static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 			goto warn;
 		stp_proc_exit_registered = true;
 	}
+	if (sys) {
+		rc = stp_proc_tp_sys_enter ?
+			tracepoint_probe_register(stp_proc_tp_sys_enter,
+						  (void *)stp_proc_sys_enter, NULL) :
+			-ENOENT;
+		if (rc)
+			goto warn;
+		stp_proc_sys_enter_registered = true;
+	}
+	if (sysret) {
+		rc = stp_proc_tp_sys_exit ?
+			tracepoint_probe_register(stp_proc_tp_sys_exit,
+						  (void *)stp_proc_sys_exit, NULL) :
+			-ENOENT;
+		if (rc)
+			goto warn;
+		stp_proc_sys_exit_registered = true;
+	}
 	return;
 warn:
 	stp_warn("probe %s registration error [man warning::pass5] (rc %d)",
@@ -453,7 +523,8 @@ fail:
 static __maybe_unused void stp_disarm_procs(struct stp_module_desc *m)
 {
 	int i;
-	bool tp = stp_proc_exec_registered || stp_proc_exit_registered;
+	bool tp = stp_proc_exec_registered || stp_proc_exit_registered ||
+		stp_proc_sys_enter_registered || stp_proc_sys_exit_registered;
 
 	if (stp_proc_exec_registered)
 		tracepoint_probe_unregister(stp_proc_tp_exec,
@@ -461,8 +532,16 @@ static __maybe_unused void stp_disarm_procs(struct stp_module_desc *m)
 	if (stp_proc_exit_registered)
 		tracepoint_probe_unregister(stp_proc_tp_exit,
 					    (void *)stp_proc_exit, NULL);
+	if (stp_proc_sys_enter_registered)
+		tracepoint_probe_unregister(stp_proc_tp_sys_enter,
+					    (void *)stp_proc_sys_enter, NULL);
+	if (stp_proc_sys_exit_registered)
+		tracepoint_probe_unregister(stp_proc_tp_sys_exit,
+					    (void *)stp_proc_sys_exit, NULL);
 	stp_proc_exec_registered = false;
 	stp_proc_exit_registered = false;
+	stp_proc_sys_enter_registered = false;
+	stp_proc_sys_exit_registered = false;
 	if (tp)
 		tracepoint_synchronize_unregister();
 	if (stp_proc_rp_registered)

@@ -218,6 +218,7 @@ probe process("{demo}").library("libc.so.6").function("mallo[c]") {{ println(ulo
     ('process("@BIN@").function("add").retrun', "probe point mismatch"),
     ('process(123).function("add")', r"process\(PID\) probes are not supported"),
     ('process("@BIN@").end', r'process\("PATH"\)\.end is not supported yet'),
+    ('process.syscall.entry', "probe point mismatch"),
     ('process.begin.thread', "probe point mismatch"),
     ('process.thread.middle', "probe point mismatch"),
     ('process.begin(3)', "probe point mismatch"),
@@ -380,3 +381,26 @@ probe process("{demo}").plt.return {{ println($$name) }}
     assert 'no match for probe point process("' in err and '.plt("nosuch*")' in err, err
     err = error(kctx, f'probe process("{demo}").plt("malloc") {{ println($bytes) }}')
     assert "has no debug info for 'malloc'" in err, err
+
+
+def test_syscall_probes(kctx, demo):
+    ir = elaborate(kctx, f'''
+probe process.syscall {{ printf("%d %d %d\\n", $syscall, $arg1, $arg4) }}
+probe process("{demo}").syscall.return {{ println($return) }}
+''')
+    enter, ret = ir["probes"]
+    assert (enter["pp"], enter["params"]) == ("process.syscall",
+                                              {"kind": "syscall", "exe": None})
+    assert ret["params"] == {"kind": "syscall.return", "exe": str(demo)}
+    bases = [n["info"]["base"] for n in _walk(enter["body"])
+             if isinstance(n.get("info"), dict) and n["info"].get("access") == "chain"]
+    # the 4th system call argument is in r10 (the C ABI's 4th is rcx)
+    assert bases == [{"kind": "sc_nr"}, {"kind": "reg", "reg": "di"},
+                     {"kind": "reg", "reg": "r10"}]
+    c = translate(ir, "stap_t")
+    assert ".kind = STP_PROC_SYSCALL }" in c and ".kind = STP_PROC_SYSCALL_RETURN }" in c
+    assert "stp_syscall_ret()" in c
+    err = error(kctx, 'probe process.syscall { println($return) }')
+    assert "unable to find local 'return' in process.syscall" in err and "^" in err, err
+    err = error(kctx, 'probe process.syscall { println($arg7) }')
+    assert "alternatives: $syscall $arg1" in err, err

@@ -16,6 +16,7 @@ import pytest
 from tests.bootlib import ROOT, build_module, case, resolve, run_batch
 
 DEMO_SRC = ROOT / "tests" / "c" / "uprobe_demo.c"
+THREADS_SRC = ROOT / "tests" / "c" / "uprobe_threads.c"
 SDT_SRC = ROOT / "tests" / "c" / "uprobe_sdt.c"
 
 FUNC = r'''
@@ -89,6 +90,45 @@ probe process.end {
 }
 '''
 
+SYSCALL = r'''
+global child, clone_ret
+probe process.begin {
+	if (ppid() == target())
+		child = pid()
+}
+probe process.syscall {
+	if (pid() == target() && $syscall == 1 && $arg1 == 1)
+		printf("write fd=%d len=%d\n", $arg1, $arg3)
+}
+probe process("@BIN@").syscall.return {
+	# glibc's fork() is the clone system call (56)
+	if (pid() == target() && $syscall == 56)
+		clone_ret = $return
+}
+probe end {
+	printf("clone returned the child's pid: %s\n",
+	       child && clone_ret == child ? "yes" : "no")
+}
+'''
+
+THREADS = r'''
+global tb, te, pb, pe, nb, ne, both
+probe process.thread.begin { if (pid() == target()) tb[tid()] = 1 }
+probe process.thread.end { if (pid() == target()) te[tid()] = 1 }
+probe process.begin { if (pid() == target()) pb++ }
+probe process.end { if (pid() == target()) pe++ }
+probe end {
+	foreach (t in tb) {
+		nb++
+		both += (t in te) && t != target()
+	}
+	foreach (t in te)
+		ne++
+	printf("threads begun=%d ended=%d both=%d; process begin=%d end=%d\n",
+	       nb, ne, both, pb, pe)
+}
+'''
+
 SDT = r'''
 probe process("@BIN@").mark("tick") {
 	printf("%s:%s i=%d sq=%d name=%s parms=%s\n", $$provider, $$name, $arg1, $arg2,
@@ -114,7 +154,11 @@ def results(request, tmp_path_factory):
     subprocess.run(["gcc", "-g", "-o", str(demo), str(DEMO_SRC)], check=True, cwd=ROOT)
     kos = {name: build_module(_script(tmp, name, text, demo), release)
            for name, text in (("func", FUNC), ("malloc", MALLOC), ("target", TARGET),
-                              ("lifecycle", LIFECYCLE))}
+                              ("lifecycle", LIFECYCLE), ("syscall", SYSCALL))}
+    threads = tmp / "uprobe_threads"
+    subprocess.run(["gcc", "-g", "-pthread", "-o", str(threads), str(THREADS_SRC)],
+                   check=True, cwd=ROOT)
+    kos["threads"] = build_module(_script(tmp, "threads", THREADS, threads), release)
     # USDT: -O2 passes the arguments in registers, -O0 in frame slots
     # ("-4@-12(%rbp)"), so both operand forms are read.
     sdt = {}
@@ -130,6 +174,8 @@ def results(request, tmp_path_factory):
         # workload's own process, whose pid target() returns.
         case("target", kos["target"], workload=f"{demo} 7 >/dev/null; exec {demo} 4"),
         case("lifecycle", kos["lifecycle"], workload=f"exec {demo} 2"),
+        case("syscall", kos["syscall"], workload=f"exec {demo} 2 >/dev/null"),
+        case("threads", kos["threads"], workload=f"exec {threads} 3 >/dev/null"),
         case("sdt_O2", kos["sdt_O2"], workload=f"{sdt['O2']} 3"),
         case("sdt_O0", kos["sdt_O0"], workload=f"{sdt['O0']} 3"),
     ]
@@ -188,6 +234,24 @@ def test_process_begin_and_end_of_a_forked_child(results):
     assert lines.count("end: target uprobe_demo") == 1, lines
     # the child ends before its parent, which waits for it
     assert lines.index("end: the child, uprobe_demo") < lines.index("end: target uprobe_demo")
+
+
+@pytest.mark.boot
+def test_thread_begin_and_end(results):
+    _, res = results
+    out = ok(res["threads"])["stdout"]
+    # three threads begin and end in the target; the process itself began
+    # before the session watched it (exec, not fork) and ends once
+    assert "threads begun=3 ended=3 both=3; process begin=0 end=1" in out, out
+
+
+@pytest.mark.boot
+def test_process_syscall_filtered_to_the_target(results):
+    _, res = results
+    lines = ok(res["syscall"])["stdout"].splitlines()
+    # "long total=159\n" then, after the child ended, "child status=3\n"
+    assert [l for l in lines if l.startswith("write ")] == ["write fd=1 len=15"] * 2, lines
+    assert "clone returned the child's pid: yes" in lines, lines
 
 
 @pytest.mark.boot
