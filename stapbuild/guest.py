@@ -74,8 +74,10 @@ def _wrapper(command: str, cwd: Path, io: Path) -> str:
 
 
 def run_in_guest(kernel: Kernel, command: str, timeout: float = 600, cpus: int = 2,
-                 memory: str = "1G", cwd: Path | None = None) -> GuestResult:
-    """Boot `kernel` and run `command` (a /bin/sh command line) as root in it."""
+                 memory: str = "1G", cwd: Path | None = None,
+                 kernel_args: list[str] | None = None) -> GuestResult:
+    """Boot `kernel` and run `command` (a /bin/sh command line) as root in it.
+    kernel_args: extra boot parameters (e.g. slub_nomerge)."""
     if kernel.vmlinuz is None or not kernel.vmlinuz.exists():
         raise GuestError(f"kernel {kernel.release}: image not provisioned (provision(..., {{'image'}}))")
     vng = _vng()
@@ -93,6 +95,8 @@ def run_in_guest(kernel: Kernel, command: str, timeout: float = 600, cpus: int =
             "--rwdir", str(io),    # the only host path the guest may write
             "--exec", f"/bin/sh {shlex.quote(str(script))}",
         ]
+        for arg in kernel_args or ():
+            argv += ["--append", arg]
         start = time.monotonic()
         # Own session: on timeout we kill vng *and* its qemu child by group.
         proc = subprocess.Popen(argv, cwd=io, stdin=subprocess.DEVNULL,

@@ -8,6 +8,16 @@ Protocol (runtime_c/stp_runtime.h): /proc/stapbuild-<mod>/ctl and .../data.
 Exit status follows stapio: 1 if any "ERROR: " line arrived on the stderr
 channel (or the module could not be run at all), else 0. The workload's own
 exit status is not ours.
+
+Ownership: before loading, the runner records itself as the module's owner
+in a root-only runtime directory (/run/stapbuild, else /tmp/stapbuild-run-UID).
+A runner that was SIGKILLed cannot unload its module; the next runner to start
+finds the record, sees that its owner is dead, and stops and unloads the
+orphan (its end probes run; their output is discarded).
+
+Integrity: the module is read once, checked against an expected sha256 (the
+caller's, or the store's ``.sha256`` sidecar beside it) and loaded from those
+same bytes through a memfd, so what was checked is what the kernel gets.
 """
 
 from __future__ import annotations
@@ -15,11 +25,16 @@ from __future__ import annotations
 import argparse
 import ctypes
 import errno
+import fcntl
+import hashlib
+import json
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -93,8 +108,16 @@ def module_name_of(ko: Path) -> str:
     return (name or ko.name.removesuffix(".ko")).replace("-", "_")
 
 
-def load_module(ko: Path, params: str = "") -> None:
-    with open(ko, "rb") as f:
+def load_module(ko: Path, params: str = "", data: bytes | None = None) -> None:
+    """Load `ko`; with `data`, load exactly those bytes (already verified)."""
+    if data is not None:
+        f = os.fdopen(os.memfd_create(f"stapbuild-{ko.name}", os.MFD_CLOEXEC), "w+b")
+        f.write(data)
+        f.flush()
+        f.seek(0)
+    else:
+        f = open(ko, "rb")
+    with f:
         r = _libc().syscall(_SYS_FINIT_MODULE, f.fileno(), params.encode(), 0)
     if r == 0:
         return
@@ -114,6 +137,26 @@ def load_module(ko: Path, params: str = "") -> None:
     raise RunnerError(f"cannot load {ko.name}: {os.strerror(err)}{hint}")
 
 
+def read_verified(ko: Path, expect_sha256: str | None = None) -> bytes:
+    """The module's bytes, checked against `expect_sha256`, else against the
+    artifact store's sidecar (``<ko>.sha256``) when there is one."""
+    data = ko.read_bytes()
+    expected = expect_sha256
+    source = "the expected digest"
+    if expected is None:
+        side = ko.with_name(ko.name + ".sha256")
+        try:
+            expected = side.read_text().split()[0]
+            source = side.name
+        except (OSError, IndexError):
+            return data
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected.lower():
+        raise RunnerError(f"{ko.name}: sha256 {actual[:16]}... does not match {source} "
+                          f"({expected[:16]}...); refusing to load it")
+    return data
+
+
 def unload_module(name: str, timeout: float = RMMOD_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     libc = _libc()
@@ -126,6 +169,162 @@ def unload_module(name: str, timeout: float = RMMOD_TIMEOUT) -> None:
         if err not in (errno.EBUSY, errno.EAGAIN) or time.monotonic() > deadline:
             raise RunnerError(f"cannot unload {name}: {os.strerror(err)}")
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------
+# ownership records and orphans
+# --------------------------------------------------------------------------
+
+def _usable_private_dir(d: Path) -> bool:
+    """An existing or new directory that only we can write: not a symlink,
+    owned by our euid, no group/other access (a /tmp path can be planted)."""
+    try:
+        d.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(d)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+            and stat.S_IMODE(st.st_mode) & 0o077 == 0)
+
+
+def runtime_dir() -> Path | None:
+    """Where owner records live: $STAPBUILD_RUNTIME_DIR, /run/stapbuild, or
+    /tmp/stapbuild-run-UID; None if none of them is safe to use."""
+    env = os.environ.get("STAPBUILD_RUNTIME_DIR")
+    candidates = [Path(env)] if env else [Path("/run/stapbuild"),
+                                          Path(f"/tmp/stapbuild-run-{os.geteuid()}")]
+    for d in candidates:
+        if _usable_private_dir(d):
+            return d
+    return None
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat (start time in ticks): a pid plus its start
+    time names a process even after the pid is reused."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    now = _proc_start_time(pid)
+    return now is not None and (start is None or now == start)
+
+
+def _module_loaded(modname: str) -> bool:
+    return Path("/sys/module", modname).exists()
+
+
+class Ownership:
+    """This runner's record for the module it loads (written before loading)."""
+
+    def __init__(self, modname: str):
+        self.modname = modname
+        self.dir = runtime_dir()
+        self.path = self.dir / f"{modname}.owner" if self.dir else None
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> "Ownership":
+        if self.dir is not None:
+            self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def claim(self) -> None:
+        """Record us as the owner (call with the lock held, after reaping)."""
+        if self.path is None:
+            return
+        try:
+            prev = json.loads(self.path.read_text())
+            if _alive(int(prev["pid"]), prev.get("start")):
+                raise RunnerError(f"module {self.modname} is already being run by pid {prev['pid']}")
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        doc = {"pid": os.getpid(), "start": _proc_start_time(os.getpid()),
+               "module": self.modname, "since": time.time()}
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f)
+        os.replace(tmp, self.path)
+
+    def release(self) -> None:
+        if self.path is None:
+            return
+        try:
+            doc = json.loads(self.path.read_text())
+            if doc.get("pid") == os.getpid():
+                self.path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def _stop_and_unload(modname: str, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop a module nobody reads (end probes run, output discarded), unload it."""
+    sess = ModuleSession(modname, _Discard(), _Discard())
+    if sess.ctl():
+        stopper = threading.Thread(target=_quiet_command, args=(sess, "stop"), daemon=True)
+        stopper.start()
+        deadline = time.monotonic() + timeout
+        while stopper.is_alive() and time.monotonic() < deadline:
+            sess.drain()
+            time.sleep(POLL_INTERVAL)
+        stopper.join(max(0.0, deadline - time.monotonic()))
+        sess.drain()
+    unload_module(modname)
+
+
+def _quiet_command(sess: "ModuleSession", word: str) -> None:
+    try:
+        sess.command(word)
+    except OSError:
+        pass
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def reap_orphans(say=None) -> list[str]:
+    """Stop and unload every module whose recorded owner is dead; returns
+    their names. Records of modules no longer loaded are dropped."""
+    say = say or (lambda msg: None)
+    d = runtime_dir()
+    if d is None:
+        return []
+    reaped = []
+    for rec in sorted(d.glob("*.owner")):
+        try:
+            doc = json.loads(rec.read_text())
+            pid, start, modname = int(doc["pid"]), doc.get("start"), str(doc["module"])
+        except (OSError, ValueError, KeyError, TypeError):
+            rec.unlink(missing_ok=True)
+            continue
+        if _alive(pid, start):
+            continue
+        if _module_loaded(modname):
+            try:
+                _stop_and_unload(modname)
+            except RunnerError as e:
+                say(f"WARNING: orphaned module {modname} (runner pid {pid} is gone) "
+                    f"could not be unloaded: {e}")
+                continue
+            say(f"WARNING: unloaded orphaned module {modname} (its runner, pid {pid}, is gone)")
+            reaped.append(modname)
+        rec.unlink(missing_ok=True)
+    return reaped
 
 
 # --------------------------------------------------------------------------
@@ -164,15 +363,19 @@ class ModuleSession:
         finally:
             os.close(fd)
 
-    def drain(self) -> int:
-        """Read and relay all available records; returns payload bytes seen."""
+    def drain(self, max_reads: int = 64) -> int:
+        """Read and relay the available records, at most `max_reads` reads
+        (16 MiB); returns payload bytes seen. The bound matters: a probe on
+        the read path (vfs_read, ksys_read) prints a line for every read we
+        make, so under a flood "until empty" may never come, and the caller
+        must get back to checking for signals and deadlines."""
         try:
             fd = os.open(self.dir / "data", os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
             return 0
         total = 0
         try:
-            while True:
+            for _ in range(max_reads):
                 try:
                     chunk = os.read(fd, 1 << 18)
                 except BlockingIOError:
@@ -185,8 +388,13 @@ class ModuleSession:
         return total
 
     def _feed(self, chunk: bytes) -> int:
+        """Relay the whole records in `chunk`. Consecutive records of one
+        channel go out in one write (a flood is thousands of records per
+        read; a write and flush per record would be the bottleneck)."""
         buf = self.pending + chunk
         pos = n = 0
+        run: list[bytes] = []
+        run_channel = None
         while len(buf) - pos >= _HDR.size:
             length, channel, _flags = _HDR.unpack_from(buf, pos)
             if len(buf) - pos - _HDR.size < length:
@@ -194,7 +402,15 @@ class ModuleSession:
             payload = buf[pos + _HDR.size : pos + _HDR.size + length]
             pos += _HDR.size + length
             n += length
-            self._emit(channel, payload)
+            if channel != CHAN_STDERR:
+                channel = CHAN_STDOUT   # unknown channels: keep the data
+            if channel != run_channel and run:
+                self._emit(run_channel, b"".join(run))
+                run = []
+            run_channel = channel
+            run.append(payload)
+        if run:
+            self._emit(run_channel, b"".join(run))
         self.pending = buf[pos:]
         return n
 
@@ -208,7 +424,7 @@ class ModuleSession:
             *lines, self.err_line = text.split(b"\n")
             if any(l.startswith(b"ERROR: ") for l in lines):
                 self.saw_error = True
-        else:  # stdout, and unknown channels rather than dropping data
+        else:
             self.out.write(payload)
             self.out.flush()
 
@@ -243,11 +459,11 @@ def _start_workload(workload: str, modname: str) -> subprocess.Popen:
     workload in the same process), as stap -c does."""
     param = Path(f"/sys/module/{modname}/parameters/stp_target")
     if not param.exists():
-        return subprocess.Popen(["/bin/sh", "-c", workload])
+        return subprocess.Popen(["/bin/sh", "-c", workload], start_new_session=True)
     r, w = os.pipe()
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", f'read _ <&{r}; exec /bin/sh -c "$1"',
-                                 "sh", workload], pass_fds=(r,))
+                                 "sh", workload], pass_fds=(r,), start_new_session=True)
         try:
             param.write_text(f"{proc.pid}\n")
         except OSError:
@@ -260,41 +476,62 @@ def _start_workload(workload: str, modname: str) -> subprocess.Popen:
 
 
 def _stop_workload(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
+    """End the workload and everything it started: it runs in its own
+    process group (start_new_session), and a shell's background jobs
+    would otherwise outlive the shell and load the machine."""
+    if proc is None:
         return
-    proc.terminate()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            continue
+        try:   # the shell is gone: its children get the same signal
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.05)
     try:
-        proc.wait(2)
+        proc.wait(5)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        pass
 
 
 def run(ko: Path, workload: str | None = None, duration: float | None = None,
         output: BinaryIO | None = None, errout: BinaryIO | None = None,
-        params: str = "") -> int:
+        expect_sha256: str | None = None, params: str = "") -> int:
     """Load, start, relay, stop, unload. Returns the stapio-style status.
     params: module parameters for the load (stap -x's stp_target, -G's
     globals), "name=value" words separated by spaces."""
     sigs = _Signals()  # first: a signal from now on means "stop cleanly"
     out = output or sys.stdout.buffer
     err = errout or sys.stderr.buffer
-    try:
-        modname = module_name_of(ko)
-    except (OSError, ValueError, struct.error, RunnerError) as e:
-        sigs.restore()
-        err.write(f"ERROR: {ko}: cannot read module: {e}\n".encode())
-        return 1
-    sess = ModuleSession(modname, out, err)
-    proc: subprocess.Popen | None = None
-    loaded = False
 
     def say(msg: str) -> None:
         err.write(f"{msg}\n".encode())
         err.flush()
 
     try:
-        load_module(ko, params)
+        modname = module_name_of(ko)
+        data = read_verified(ko, expect_sha256)
+    except (OSError, ValueError, struct.error, RunnerError) as e:
+        sigs.restore()
+        say(f"ERROR: {e}" if isinstance(e, RunnerError) else f"ERROR: {ko}: cannot read module: {e}")
+        return 1
+    sess = ModuleSession(modname, out, err)
+    proc: subprocess.Popen | None = None
+    loaded = False
+    own = Ownership(modname)
+
+    try:
+        with own:
+            reap_orphans(say)
+            own.claim()
+        load_module(ko, params, data=data)
         loaded = True
         sess.wait_ready()
         try:
@@ -307,9 +544,11 @@ def run(ko: Path, workload: str | None = None, duration: float | None = None,
                 # After "start": the probes are armed when the workload runs.
                 proc = _start_workload(workload, modname)
         started = time.monotonic()
+        failed_state = False
         while True:
             sess.drain()
             st = sess.ctl()
+            failed_state = failed_state or st.get("state") == "error"
             if st.get("exit_requested") == "1" or st.get("state") in ("error", "stopped", "stopping"):
                 break
             if sigs.caught is not None:
@@ -325,15 +564,28 @@ def run(ko: Path, workload: str | None = None, duration: float | None = None,
                 break
             time.sleep(POLL_INTERVAL)
 
-        # Orderly stop: end probes run, then the summary; keep draining so a
-        # full ring never blocks them.
-        # exit() leaves the module in "stopping" with probes still armed:
-        # only "stop" disarms them and runs the end probes.
+        # Orderly stop: "stop" disarms the probes, runs the end probes and
+        # emits the summary, all inside the write(). exit() leaves the module
+        # in "stopping" with probes still armed: only "stop" disarms them.
+        # The write happens in a thread while this one keeps draining, so a
+        # ring filled by a flood (or a long end probe) never makes the end
+        # probes' output drop.
         if sess.ctl().get("state") != "stopped":
-            try:
-                sess.command("stop")
-            except OSError as e:
-                say(f"WARNING: stop failed: {e.strerror}")
+            failure: list[OSError] = []
+
+            def stop() -> None:
+                try:
+                    sess.command("stop")
+                except OSError as e:
+                    failure.append(e)
+
+            stopper = threading.Thread(target=stop, daemon=True)
+            stopper.start()
+            while stopper.is_alive():
+                if sess.drain() == 0:
+                    stopper.join(POLL_INTERVAL)
+            if failure:
+                say(f"WARNING: stop failed: {failure[0].strerror}")
         deadline = time.monotonic() + STOP_TIMEOUT
         while True:
             got = sess.drain()
@@ -347,6 +599,13 @@ def run(ko: Path, workload: str | None = None, duration: float | None = None,
                 time.sleep(POLL_INTERVAL)
         sess.drain()
         sess.finish()
+        if failed_state and not sess.saw_error:
+            # A required probe that cannot be registered fails the session
+            # with only a WARNING from the module (SystemTap's wording);
+            # stap's run fails then, and so must ours, not exit 0 having
+            # probed nothing.
+            say("ERROR: probe registration failed; no probe of this session ran")
+            sess.saw_error = True
     except RunnerError as e:
         say(f"ERROR: {e}")
         sess.saw_error = True
@@ -358,6 +617,10 @@ def run(ko: Path, workload: str | None = None, duration: float | None = None,
             except RunnerError as e:
                 say(f"ERROR: {e}")
                 sess.saw_error = True
+            else:
+                own.release()
+        else:
+            own.release()   # only removes a record that names us
         sigs.restore()
     return 1 if sess.saw_error else 0
 
@@ -369,14 +632,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workload", help="shell command to run while the probes are armed")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     ap.add_argument("--output", type=Path, help="write the stdout channel here instead")
+    ap.add_argument("--sha256", help="refuse to load the module unless its sha256 is this")
     args = ap.parse_args(argv)
     if not args.module.exists():
         print(f"ERROR: {args.module}: no such file", file=sys.stderr)
         return 1
     if args.output:
         with open(args.output, "wb") as f:
-            return run(args.module, args.workload, args.duration, output=f)
-    return run(args.module, args.workload, args.duration)
+            return run(args.module, args.workload, args.duration, output=f,
+                       expect_sha256=args.sha256)
+    return run(args.module, args.workload, args.duration, expect_sha256=args.sha256)
 
 
 if __name__ == "__main__":

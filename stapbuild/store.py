@@ -232,13 +232,15 @@ def ref_intact(path: Path) -> bool:
 
 
 def ref_inputs_unchanged(path: Path) -> bool:
-    """True when the ref exists, its artifact exists, and every input file it
+    """True when the ref exists, its artifact is there and whole (its
+    digest checks out: a corrupt parse tree must make the parse rerun, as a
+    corrupt artifact of any other pass does), and every input file it
     recorded still has the same digest."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    if not (artifacts_root() / doc["artifact"]).exists():
+    if not verify(artifacts_root() / doc["artifact"]):
         return False
     side = read_inputs(path)
     recorded = side.get("inputs")

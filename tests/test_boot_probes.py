@@ -64,6 +64,9 @@ def test_kprobe_missing_symbol_fails_registration(results):
     assert r["stdout"] == "begin\n", r
     assert r["stderr"].startswith('WARNING: probe kprobe.function("stapbuild_no_such_function") '
                                   "registration error [man warning::pass5] (rc "), r
+    # The session failed: the run must say so and fail, as stap's does.
+    assert "ERROR: probe registration failed" in r["stderr"], r
+    assert r["rc"] == 1, r
 
 
 @pytest.mark.boot

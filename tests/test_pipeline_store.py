@@ -50,3 +50,35 @@ def test_gc_removes_oldest_and_orphaned_refs(tmp_path, monkeypatch):
     assert not old.path.exists() and new.path.exists()
     assert not store.ref_path("p", "k", "compile").exists()
     assert cache.parse_size("2G") == 2 << 30 and cache.parse_size("500M") == 500 << 20
+
+
+def _corrupt(path: Path) -> None:
+    """Same size, different bytes: only a digest notices."""
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 8] = bytes(b ^ 0x5A for b in data[mid:mid + 8])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.kernel
+def test_corrupt_artifact_of_every_pass_is_detected_and_rebuilt(tmp_path, monkeypatch):
+    """Each pass's artifact in turn: the next build notices the bad digest,
+    reruns that pass only (the rebuilt artifact is identical, so nothing
+    downstream reruns) and leaves every artifact whole."""
+    release = "6.1.0-56-amd64"
+    r = doit(["build", "probe=hz", "kernels=6.1"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    monkeypatch.setenv("STAPBUILD_ARTIFACTS", str(tmp_path))
+    kinds = ["compile", "translate", "elaborate", "parse"]
+    arts = {k: store.read_ref(store.ref_path("hz", release, k)).path for k in kinds}
+    good = {k: p.read_bytes() for k, p in arts.items()}
+    for kind in kinds:
+        _corrupt(arts[kind])
+        r = doit(["build", "probe=hz", "kernels=6.1"], tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert executed(r.stdout) == [f"{kind}:hz@{release}"], (kind, r.stdout)
+        for k, p in arts.items():
+            assert p.read_bytes() == good[k], f"{k} after corrupting {kind}"
+            assert store.verify(p), k
+    r = doit(["build", "probe=hz", "kernels=6.1"], tmp_path)
+    assert executed(r.stdout) == [], r.stdout

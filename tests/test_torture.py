@@ -1,0 +1,51 @@
+"""The torture suite in booted kernels (stapbuild.torture): one 2-vCPU boot
+per series runs every case, and each case's check looks at the exact
+SystemTap messages; after each one the module must be gone, nothing left in
+/proc or the kprobes list, and the kernel log free of BUG/WARNING/Oops/
+lockdep lines. The cases and their checks live in stapbuild/torture.py so
+that bench/bench_torture.py reports the same suite."""
+from __future__ import annotations
+
+import pytest
+
+from stapbuild import batch, torture
+
+CASE_NAMES = [c.name for c in torture.CASES]
+
+
+@pytest.fixture(scope="module", params=["6.1", "6.12"])
+def suite(request) -> torture.SuiteResult:
+    return torture.run_suite(request.param)
+
+
+def _report(s: torture.SuiteResult, name: str) -> str:
+    r = dict(s.results.get(name, {}))
+    for k in ("stdout", "stderr"):
+        if isinstance(r.get(k), str) and len(r[k]) > 1500:
+            r[k] = r[k][:1500] + "..."
+    if "extra" in r:
+        r["extra"] = {k: v for k, v in r["extra"].items() if k != "mem_series"}
+        r["memory"] = torture.memory_table(s.results[name]["extra"])
+    return f"{s.release} {name}: {s.problems.get(name)}\n{r}"
+
+
+@pytest.mark.boot
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_case(suite, name):
+    assert suite.problems[name] == [], _report(suite, name)
+
+
+@pytest.mark.boot
+def test_generated_programs_run_clean(suite):
+    fuzz = [n for n in suite.problems if n.startswith("fuzz")]
+    assert len(fuzz) >= 3, f"only {len(fuzz)} generated programs were built"
+    bad = {n: suite.problems[n] for n in fuzz if suite.problems[n]}
+    assert not bad, "\n".join(_report(suite, n) for n in bad)
+
+
+@pytest.mark.boot
+def test_whole_boot_clean(suite):
+    """Nothing in the kernel log since the batch began, no bad taint, no
+    module, /proc entry or kprobe left, every case reported."""
+    assert suite.problems[batch.BOOT] == [], _report(suite, batch.BOOT)
+    assert suite.splats == 0

@@ -1,0 +1,165 @@
+"""The runner's fault handling without a kernel: owner records and orphan
+reaping, a private runtime directory, and modules that do not match their
+digest are never loaded. (The same paths run for real in the booted
+torture suite: SIGKILL of a runner, then the next runner unloads the orphan.)"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stapbuild import runner
+
+
+@pytest.fixture
+def rundir(tmp_path, monkeypatch):
+    d = tmp_path / "run"
+    monkeypatch.setenv("STAPBUILD_RUNTIME_DIR", str(d))
+    return d
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def write_record(d: Path, module: str, pid: int, start: str | None = None) -> Path:
+    d.mkdir(mode=0o700, exist_ok=True)
+    rec = d / f"{module}.owner"
+    rec.write_text(json.dumps({"pid": pid, "start": start, "module": module}))
+    return rec
+
+
+def test_runtime_dir_is_private(tmp_path, monkeypatch):
+    d = tmp_path / "open"
+    d.mkdir()
+    os.chmod(d, 0o777)
+    monkeypatch.setenv("STAPBUILD_RUNTIME_DIR", str(d))
+    assert runner.runtime_dir() is None            # others could plant records
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    monkeypatch.setenv("STAPBUILD_RUNTIME_DIR", str(link))
+    assert runner.runtime_dir() is None            # a symlink is not ours
+    monkeypatch.setenv("STAPBUILD_RUNTIME_DIR", str(tmp_path / "fresh"))
+    d = runner.runtime_dir()
+    assert d is not None and (d.stat().st_mode & 0o777) == 0o700
+
+
+def test_orphan_of_a_dead_runner_is_stopped_and_unloaded(rundir, monkeypatch):
+    rec = write_record(rundir, "stap_orphan_1", dead_pid())
+    calls = []
+    monkeypatch.setattr(runner, "_module_loaded", lambda m: True)
+    monkeypatch.setattr(runner, "_stop_and_unload", lambda m: calls.append(m))
+    said = []
+    assert runner.reap_orphans(said.append) == ["stap_orphan_1"]
+    assert calls == ["stap_orphan_1"] and not rec.exists()
+    assert said and said[0].startswith("WARNING: unloaded orphaned module stap_orphan_1 "
+                                       "(its runner, pid ")
+
+
+def test_live_owner_is_left_alone(rundir, monkeypatch):
+    me = os.getpid()
+    rec = write_record(rundir, "stap_live_1", me, runner._proc_start_time(me))
+    monkeypatch.setattr(runner, "_module_loaded", lambda m: True)
+    monkeypatch.setattr(runner, "_stop_and_unload", lambda m: pytest.fail("reaped a live module"))
+    assert runner.reap_orphans() == [] and rec.exists()
+    # ... and a second runner may not claim its module
+    with pytest.raises(runner.RunnerError, match="already being run by pid"):
+        with runner.Ownership("stap_live_1") as own:
+            own.claim()
+
+
+def test_reused_pid_is_not_the_owner(rundir, monkeypatch):
+    """A pid alone is not an identity: the record also holds its start time."""
+    me = os.getpid()
+    write_record(rundir, "stap_reused_1", me, "1")    # same pid, other process
+    reaped = []
+    monkeypatch.setattr(runner, "_module_loaded", lambda m: True)
+    monkeypatch.setattr(runner, "_stop_and_unload", lambda m: reaped.append(m))
+    assert runner.reap_orphans() == ["stap_reused_1"]
+
+
+def test_stale_record_of_an_unloaded_module_is_dropped(rundir, monkeypatch):
+    rec = write_record(rundir, "stap_gone_1", dead_pid())
+    monkeypatch.setattr(runner, "_module_loaded", lambda m: False)
+    monkeypatch.setattr(runner, "_stop_and_unload", lambda m: pytest.fail("not loaded"))
+    assert runner.reap_orphans() == [] and not rec.exists()
+    (rundir / "garbage.owner").write_text("{not json")
+    runner.reap_orphans()
+    assert not (rundir / "garbage.owner").exists()
+
+
+def test_claim_and_release(rundir):
+    with runner.Ownership("stap_mine_1") as own:
+        own.claim()
+    doc = json.loads((rundir / "stap_mine_1.owner").read_text())
+    assert doc["pid"] == os.getpid() and doc["module"] == "stap_mine_1"
+    assert (rundir / "stap_mine_1.owner").stat().st_mode & 0o777 == 0o600
+    own.release()
+    assert not (rundir / "stap_mine_1.owner").exists()
+
+
+def fake_ko(path: Path, name: str = "stap_fake_1") -> Path:
+    """The smallest ELF64 the runner's .modinfo reader accepts."""
+    import struct
+    shstr = b"\0.modinfo\0.shstrtab\0"
+    modinfo = f"license=GPL\0name={name}\0".encode()
+    data_off = 64
+    shstr_off = data_off + len(modinfo)
+    shoff = (shstr_off + len(shstr) + 7) & ~7
+    hdr = bytearray(64)
+    hdr[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", hdr, 0x28, shoff)
+    struct.pack_into("<HHH", hdr, 0x3A, 64, 3, 2)
+    body = bytes(hdr) + modinfo + shstr
+    body += b"\0" * (shoff - len(body))
+
+    def sh(name_off, off, size):
+        return struct.pack("<IIQQQQ", name_off, 1, 0, 0, off, size) + b"\0" * 24
+
+    body += b"\0" * 64 + sh(1, data_off, len(modinfo)) + sh(10, shstr_off, len(shstr))
+    path.write_bytes(body)
+    return path
+
+
+def test_module_not_matching_its_digest_is_never_loaded(tmp_path, rundir, monkeypatch):
+    ko = fake_ko(tmp_path / "m.ko")
+    assert runner.module_name_of(ko) == "stap_fake_1"
+    monkeypatch.setattr(runner, "load_module", lambda *a, **k: pytest.fail("loaded it"))
+    # the store's sidecar
+    (tmp_path / "m.ko.sha256").write_text("0" * 64 + "\n")
+    err = io.BytesIO()
+    assert runner.run(ko, output=io.BytesIO(), errout=err) == 1
+    assert b"ERROR: m.ko: sha256 " in err.getvalue()
+    assert b"does not match m.ko.sha256" in err.getvalue()
+    assert b"refusing to load it" in err.getvalue()
+    # an explicit digest (what a bundle's manifest says)
+    (tmp_path / "m.ko.sha256").unlink()
+    err = io.BytesIO()
+    assert runner.run(ko, output=io.BytesIO(), errout=err, expect_sha256="ab" * 32) == 1
+    assert b"does not match the expected digest" in err.getvalue()
+    assert not list(rundir.glob("*.owner"))
+
+
+def test_module_matching_its_digest_is_loaded_from_the_checked_bytes(tmp_path, rundir, monkeypatch):
+    import hashlib
+    ko = fake_ko(tmp_path / "m.ko")
+    (tmp_path / "m.ko.sha256").write_text(hashlib.sha256(ko.read_bytes()).hexdigest() + "\n")
+    seen = {}
+
+    def fake_load(path, params="", data=None):
+        seen["data"] = data
+        raise runner.RunnerError("stop here")
+
+    monkeypatch.setattr(runner, "load_module", fake_load)
+    err = io.BytesIO()
+    assert runner.run(ko, output=io.BytesIO(), errout=err) == 1
+    assert seen["data"] == ko.read_bytes()
+    assert b"ERROR: stop here" in err.getvalue()
+    assert not list(rundir.glob("*.owner"))         # a failed load releases its claim
