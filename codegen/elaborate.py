@@ -327,6 +327,15 @@ class Elaborator:
                     if t is None:
                         self.error("unresolved type", d.body,
                                    token=f"identifier '{name}'")
+        if self.final:
+            # A global that is used but whose value type nothing decides
+            # (only `in`, delete): stap stops here too, and the
+            # translator would have no type to store.
+            for g in self.globals.values():
+                if (g.read or g.written) and (g.type is None or (
+                        g.keys is not None and None in g.keys)):
+                    self.error("unresolved type", g.decl,
+                               token=f"identifier '{g.decl.name}'")
 
     def unify(self, have: Optional[str], want: Optional[str], node: ast.Node) -> Optional[str]:
         if have is None:
@@ -474,18 +483,28 @@ class Elaborator:
             arr = self.array_of(t.base, scope, len(t.indexes))
             if arr is not None:
                 self.keys(t, arr, scope)
+                self._check_foreach_write(arr.c_name, t.base, scope)
                 scope.globals_written.add(arr.c_name)
                 t.base.info = {"scope": "global", "c_name": arr.c_name}
         elif isinstance(t, ast.Symbol):
             g = self.lookup_global(t.name, scope.file)
             if g is not None:
                 t.info = {"scope": "global", "c_name": g.c_name}
+                self._check_foreach_write(g.c_name, t, scope)
                 scope.globals_written.add(g.c_name)
                 g.written = True
             else:
                 self.expr(t, scope, None)
         else:
             self.error("invalid delete target", t)
+
+    def _check_foreach_write(self, c_name: str, node: ast.Node, scope: Scope) -> None:
+        """SystemTap refuses to change an array inside a foreach over it:
+        the iteration walks the very entries being added or removed, and in
+        the kernel such a loop may never end."""
+        if self.final and c_name in scope.foreach_arrays:
+            name = node.name if isinstance(node, ast.Symbol) else c_name
+            self.error(f"variable '{name}' modified during 'foreach' iteration", node)
 
     # -- expressions --------------------------------------------------------
     def local(self, name: str, scope: Scope, want: Optional[str], node: ast.Node) -> Optional[str]:
@@ -688,6 +707,7 @@ class Elaborator:
         if isinstance(e, ast.Index):
             t = self.expr(e, scope, want)
             if e.info:
+                self._check_foreach_write(e.info["c_name"], e.base, scope)
                 scope.globals_written.add(e.info["c_name"])
                 g = self.lookup_global(e.base.name, scope.file) if isinstance(
                     e.base, ast.Symbol) else None
@@ -699,7 +719,7 @@ class Elaborator:
                 self.error("$value is read-only in procfs write probes", e)
             return STRING
         if isinstance(e, ast.TargetSymbol):
-            self.error("writing to a $target variable needs guru mode (-g)", e)
+            self.error("write to target variable not permitted; need stap -g", e)
             return None
         self.error("expected an lvalue", e)
         return None

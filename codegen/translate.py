@@ -353,6 +353,9 @@ class BodyEmitter:
                     self.emit(f"{t} = {v};")
                 slice_vals.append(t)
         brk, cont = self.new_label("break"), self.new_label("cont")
+        # A foreach nested in one over the same array: the inner loop's map
+        # is current inside it, the outer's again after it.
+        outer_map = self.foreach_maps.get(g["c_name"])
         self.foreach_maps[g["c_name"]] = m
         self.loops.append((brk, cont))
         with self.block(f"for ({e} = stp_map_first({m}); {e}; {e} = stp_map_next({m}, {e}))"):
@@ -387,7 +390,10 @@ class BodyEmitter:
             self.label(cont)
         self.label(brk)
         self.loops.pop()
-        del self.foreach_maps[g["c_name"]]
+        if outer_map is None:
+            del self.foreach_maps[g["c_name"]]
+        else:
+            self.foreach_maps[g["c_name"]] = outer_map
 
     def _foreach_hist(self, s: ast.Foreach) -> None:
         """foreach (i in @hist_*(x)): every bucket index, in order."""
