@@ -12,6 +12,22 @@
 
 #include <linux/uaccess.h>
 
+/*
+ * A field of @bits bits at bit @shift of the little-endian word @v, sign
+ * extended when @is_signed: one place for kernel ($var) and user ($uvar)
+ * reads of bitfields and narrow integers.
+ */
+static inline stp_long stp_bits_extract(u64 v, int shift, int bits,
+					bool is_signed)
+{
+	v >>= shift;
+	if (bits < 64)
+		v &= (1ULL << bits) - 1;
+	if (is_signed && bits < 64 && (v & (1ULL << (bits - 1))))
+		v |= ~((1ULL << bits) - 1);
+	return (stp_long)v;
+}
+
 static __maybe_unused bool stp_kread_fault(struct stp_context *c, u64 addr)
 {
 	STP_ERRORF(c, "kernel read fault at 0x%016llx", (unsigned long long)addr);
@@ -54,12 +70,7 @@ static __maybe_unused bool stp_kread_bits(struct stp_context *c, u64 addr,
 	if (addr < PAGE_SIZE ||
 	    copy_from_kernel_nofault(&v, (const void *)(uintptr_t)addr, nbytes))
 		return stp_kread_fault(c, addr);
-	v >>= shift;
-	if (bits < 64)
-		v &= (1ULL << bits) - 1;
-	if (is_signed && bits < 64 && (v & (1ULL << (bits - 1))))
-		v |= ~((1ULL << bits) - 1);
-	*out = (stp_long)v;
+	*out = stp_bits_extract(v, shift, bits, is_signed);
 	return true;
 }
 

@@ -95,12 +95,7 @@ static __maybe_unused bool stp_utarget_read_bits(struct stp_context *c,
 	    copy_from_user_nofault(&v, (const void __user *)(uintptr_t)addr,
 				   nbytes))
 		return stp_utarget_fault(c, addr);
-	v >>= shift;
-	if (bits < 64)
-		v &= (1ULL << bits) - 1;
-	if (is_signed && bits < 64 && (v & (1ULL << (bits - 1))))
-		v |= ~((1ULL << bits) - 1);
-	*out = (stp_long)v;
+	*out = stp_bits_extract(v, shift, bits, is_signed);
 	return true;
 }
 
