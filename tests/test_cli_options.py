@@ -168,13 +168,26 @@ def test_dump_probe_types_and_exclusivity():
 
 # ------------------------------------------------------------------ with a kernel
 @pytest.mark.kernel
-def test_every_dumped_probe_type_resolves_in_pass2():
+def test_every_dumped_probe_type_resolves_in_pass2(tmp_path):
     """Each line of --dump-probe-types, instantiated, goes through pass 2:
     the list never claims a form the elaborator refuses."""
     from codegen.debuginfo.elf_symbols import ElfImage, read_function_symbols
     from stapbuild import dumps, passes
-    from tests.bootlib import resolve
+    from tests.bootlib import ROOT, resolve
     kctx = passes.kernel_context(resolve("6.1"))
+    # User-space forms need programs: one with DWARF, one with SDT notes.
+    demo, sdt = tmp_path / "demo", tmp_path / "sdt"
+    subprocess.run(["gcc", "-g", "-o", str(demo), str(ROOT / "tests/c/uprobe_demo.c")], check=True)
+    subprocess.run(["gcc", "-g", "-O2", "-o", str(sdt), str(ROOT / "tests/c/uprobe_sdt.c")],
+                   check=True)
+    user = {"process(string).library(string).function(string)":
+            'process("/bin/true").library("libc.so.6").function("malloc")',
+            "process(string).plt(string)": 'process("/bin/true").plt("*")',
+            "process(string).provider(string).mark(string)":
+            f'process("{sdt}").provider("demo").mark("tick")',
+            "process(string).mark(string)": f'process("{sdt}").mark("tick")',
+            "process(string).function(string)": f'process("{demo}").function("add")',
+            "process(string)": 'process("/bin/true")'}
     with ElfImage(kctx.kernel.vmlinux) as img:
         ((addr, _),) = read_function_symbols(img).lookup("vfs_read")
     samples = {"kernel.function": '"vfs_read"', "kernel.trace": '"sched:sched_switch"',
@@ -183,6 +196,8 @@ def test_every_dumped_probe_type_resolves_in_pass2():
     probes = []
     for t in dumps.PROBE_TYPES:
         text = t
+        for form, value in user.items():
+            text = text.replace(form, value)
         for family, value in samples.items():
             text = text.replace(f"{family}(string)", f"{family}({value})")
         text = text.replace("kprobe.module(\"ext4\").function(string)",
