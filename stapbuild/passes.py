@@ -59,12 +59,29 @@ def runtime_files() -> list[Path]:
     return sorted(p for p in runtime_dir().rglob("*") if p.suffix in (".h", ".c"))
 
 
-def tapset_files(extra_dirs: Optional[list[Path]] = None) -> list[Path]:
-    """The library's files; stap -I dirs are searched after the default one."""
-    files = sorted(p for p in tapset_dir().rglob("*.stp"))
+def tapset_files(extra_dirs: Optional[list[Path]] = None, suffix: str = "*.stp") -> list[Path]:
+    """The library's files; stap -I dirs are searched after the default one.
+    suffix "*.stpm": its library macro files."""
+    files = sorted(p for p in tapset_dir().rglob(suffix))
     for d in extra_dirs or ():
-        files += sorted(p for p in Path(d).resolve().rglob("*.stp") if p not in files)
+        files += sorted(p for p in Path(d).resolve().rglob(suffix) if p not in files)
     return files
+
+
+def library_macros(pp: PPContext, extra_dirs: Optional[list[Path]] = None
+                   ) -> tuple[dict, dict[str, str]]:
+    """The @define macros of the library's .stpm files, read before any
+    script or tapset as stap does (they are visible in every file, and a
+    file's own @define of the same name wins), and those files' digests
+    (they are inputs of every parse)."""
+    from codegen.parser import parse_stpm
+    macros: dict = {}
+    digests: dict[str, str] = {}
+    for path in tapset_files(extra_dirs, "*.stpm"):
+        text = path.read_text()
+        macros.update(parse_stpm(rel(path), text, pp=pp, library_macros=macros))
+        digests[rel(path)] = sha256_bytes(text.encode())
+    return macros, digests
 
 
 @lru_cache(maxsize=None)
@@ -139,15 +156,19 @@ class ParseResult:
 
 
 def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext,
-                  args: list[str]) -> ast.File:
+                  args: list[str], macros: Optional[dict] = None,
+                  macro_digests: Optional[dict[str, str]] = None) -> ast.File:
     """Parse one file, caching tapset trees by content (they are reused by
     every probe and kernel)."""
     if not tapset:
-        return parse_file(str(path), text, tapset=False, guru=guru, args=args, pp=pp)
+        return parse_file(str(path), text, tapset=False, guru=guru, args=args, pp=pp,
+                          library_macros=macros)
     # The tree records its file name in every location: same text at another
     # path is another tree.
     key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(),
                  "text": sha256_bytes(text.encode()), "path": rel(path)}
+    if macro_digests and "@" in text:
+        key_parts["stpm"] = macro_digests   # a library macro may be expanded here
     if "%(" in text:
         key_parts["pp"] = [pp.kernel_release, pp.arch,
                            sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
@@ -155,15 +176,17 @@ def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext
     hit = store.lookup("tapset-parse", key, "json")
     if hit is not None:
         return ast.from_json(hit.read_json())
-    tree = parse_file(rel(path), text, tapset=True, pp=pp)
+    tree = parse_file(rel(path), text, tapset=True, pp=pp, library_macros=macros)
     store.put_json("tapset-parse", key, ast.to_json(tree))
     return tree
 
 
-def tapset_library(pp: PPContext, extra_dirs: Optional[list[Path]] = None) -> dict[str, ast.File]:
+def tapset_library(pp: PPContext, extra_dirs: Optional[list[Path]] = None,
+                   macros: Optional[tuple[dict, dict[str, str]]] = None) -> dict[str, ast.File]:
+    lib_macros, digests = macros if macros is not None else library_macros(pp, extra_dirs)
     lib: dict[str, ast.File] = {}
     for p in tapset_files(extra_dirs):
-        lib[rel(p)] = _parse_cached(p, p.read_text(), True, False, pp, [])
+        lib[rel(p)] = _parse_cached(p, p.read_text(), True, False, pp, [], lib_macros, digests)
     return lib
 
 
@@ -189,11 +212,14 @@ def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext],
     extra = list(extra or [])
     pp = kctx.pp_context(guru) if kctx else PPContext(guru=guru)
     display = name or (rel(script) if script else "<input>")
-    user = parse_file(display, text, guru=guru, args=args, pp=pp)
-    users = [user] + [parse_file(n, t, guru=guru, args=args, pp=pp) for n, t in extra]
-    lib = tapset_library(pp, tapset_dirs)
+    lib_macros, macro_digests = library_macros(pp, tapset_dirs)
+    user = parse_file(display, text, guru=guru, args=args, pp=pp, library_macros=lib_macros)
+    users = [user] + [parse_file(n, t, guru=guru, args=args, pp=pp, library_macros=lib_macros)
+                      for n, t in extra]
+    lib = tapset_library(pp, tapset_dirs, (lib_macros, macro_digests))
     used = closure(users, lib)
     inputs = {rel(script) if script else "<input>": sha256_bytes(text.encode())}
+    inputs.update(macro_digests)
     for n, t in extra:
         inputs[n] = sha256_bytes(t.encode())
     for u in used:
