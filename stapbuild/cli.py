@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-u", dest="unoptimized", action="store_true",
                     help="unoptimized: keep unused functions and variables, no elision warnings")
     ap.add_argument("-w", dest="no_warnings", action="store_true", help="suppress warnings")
+    ap.add_argument("--compatible", metavar="VERSION",
+                    help="accept the script language of that SystemTap release "
+                         "(%%( systemtap_v %%) tests and the grammar's version gates)")
     ap.add_argument("-W", dest="warnings_are_errors", action="store_true",
                     help="treat warnings as errors")
     ap.add_argument("-k", dest="keep", action="store_true",
@@ -258,6 +261,8 @@ def check_options(opts: argparse.Namespace) -> None:
         tmp = os.environ.get("TMPDIR")
         if tmp:
             _safety("TMPDIR", tmp, r"^[-/._0-9a-z]+$")
+    if opts.compatible is not None and not re.fullmatch(r"\d+(\.\d+)*", opts.compatible):
+        raise Usage(f"Invalid --compatible version '{opts.compatible}'.")
     if opts.verbose_passes is not None:
         if not re.fullmatch(r"\d{1,5}", opts.verbose_passes):
             raise Usage("Invalid --vp argument: it takes 1 to 5 digits.")
@@ -437,7 +442,8 @@ def _passes(opts: argparse.Namespace, rep: Reporter, tapset_dirs: list[Path],
         stage = 1
         with passes.PassTimer() as t:
             parsed = passes.parse_pass(path, text, kctx, name=name, guru=opts.guru, args=args,
-                                       extra=extra, tapset_dirs=tapset_dirs)
+                                       extra=extra, tapset_dirs=tapset_dirs,
+                                       compatible=opts.compatible)
         rep.pass_done(1, t, True, parsed.cached)
         if verbose[1]:
             n = parsed.library_files

@@ -8,6 +8,7 @@ tree, a JSON IR, a C file, a .ko.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -169,6 +170,8 @@ def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext
                  "text": sha256_bytes(text.encode()), "path": rel(path)}
     if macro_digests and "@" in text:
         key_parts["stpm"] = macro_digests   # a library macro may be expanded here
+    if pp.systemtap_v != PPContext().systemtap_v:
+        key_parts["compatible"] = pp.systemtap_v
     if "%(" in text:
         key_parts["pp"] = [pp.kernel_release, pp.arch,
                            sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
@@ -205,12 +208,17 @@ def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext],
                name: Optional[str] = None, guru: bool = False,
                args: Optional[list[str]] = None,
                extra: Optional[list[tuple[str, str]]] = None,
-               tapset_dirs: Optional[list[Path]] = None) -> ParseResult:
+               tapset_dirs: Optional[list[Path]] = None,
+               compatible: Optional[str] = None) -> ParseResult:
     """extra: stap -E scripts, (name, text) pairs parsed beside the main
-    one as further user files; tapset_dirs: stap -I directories."""
+    one as further user files; tapset_dirs: stap -I directories;
+    compatible: stap --compatible VERSION (the language of that release:
+    %( systemtap_v %) and the grammar's version gates)."""
     args = list(args or [])
     extra = list(extra or [])
     pp = kctx.pp_context(guru) if kctx else PPContext(guru=guru)
+    if compatible is not None:
+        pp = dataclasses.replace(pp, systemtap_v=compatible)
     display = name or (rel(script) if script else "<input>")
     lib_macros, macro_digests = library_macros(pp, tapset_dirs)
     user = parse_file(display, text, guru=guru, args=args, pp=pp, library_macros=lib_macros)
@@ -226,6 +234,8 @@ def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext],
         inputs[u] = sha256_file(project_root() / u)
     key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(), "inputs": inputs,
                  "display": display, "guru": guru, "args": args}
+    if compatible is not None:
+        key_parts["compatible"] = compatible
     if "%(" in text or any("%(" in t for _, t in extra) or \
             any("%(" in (project_root() / u).read_text() for u in used):
         key_parts["pp"] = [pp.kernel_release, pp.arch,

@@ -445,3 +445,17 @@ def test_tmpdir_for_k(tmp_path):
     kept = Path(re.search(r'Keeping temporary directory "([^"]+)"', r.stderr).group(1))
     assert kept.parent == tmp_path
     assert [p.name.endswith("_src.c") for p in kept.iterdir()] == [True]
+
+
+@pytest.mark.kernel
+def test_compatible_selects_the_language_version():
+    script = 'probe begin { %( systemtap_v >= "4.0" %? println("new") %: println("old") %) }'
+    assert 'println("new")' in ok(stapbuild("-p1", "-r", "6.1", "-e", script)).stdout
+    old = ok(stapbuild("-p1", "-r", "6.1", "--compatible", "3.0", "-e", script)).stdout
+    assert 'println("old")' in old and 'println("new")' not in old
+    # Before 3.0 `private` was no keyword: a global may be called that.
+    legacy = 'global private = 1\nprobe begin { println(private) }'
+    assert "parse error" in failed(stapbuild("-p1", "-r", "6.1", "-e", legacy))
+    ok(stapbuild("-p1", "-r", "6.1", "--compatible", "2.9", "-e", legacy))
+    assert "Invalid --compatible version 'x1'." in failed(
+        stapbuild("-p1", "--compatible", "x1", "-e", "probe begin { }"))
