@@ -273,7 +273,8 @@ class Elaborator:
                 path = d.params["path"]
                 probe_nav = user_navs.setdefault(path, TypeNav(vmlinux=Path(path)))
             targets.prepare_body(d.body, probe_nav, d)
-            if d.family != "kprobe" or not d.params.get("is_return"):
+            if d.family not in ("kprobe", "uprobe") or not d.params.get("is_return") \
+                    or (d.family == "uprobe" and "entry_offset" not in d.params):
                 continue
             saved = targets.split_entry(d.body, len(self.entry_slots))
             if not saved:
@@ -884,7 +885,8 @@ class Elaborator:
         access = info.get("access")
         if access is None:
             if isinstance(e, ast.AtOp) and e.op == "entry":
-                self.error("@entry is only valid in .return probes of kernel.function", e)
+                self.error("@entry is only valid in .return probes of kernel.function "
+                           "and process(...).function", e)
             else:
                 self.error("unresolved target-symbol expression", e)
             return None
@@ -952,6 +954,8 @@ class Elaborator:
             for n in list(walk(d.body)) + list(walk(entry.body)):
                 if isinstance(n, ast.AtOp) and n.op in ("entry_load", "entry_save"):
                     n.info.update(where[n.info["slot"]], nlong=len(longs))
+                    if d.family == "uprobe":
+                        n.info["uentry"] = True     # runtime_c/stp_uprobes.h
             d.params["entry_probe"] = names[id(entry)]
             d.params["entry_data_size"] = f"({8 * len(longs)} + {len(strs)} * MAXSTRINGLEN)"
 

@@ -216,7 +216,8 @@ def emit_target(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
 def entry_slot_c(info: dict) -> str:
     """Where a value saved at function entry lives in the kretprobe
     instance's data: longs first, then MAXSTRINGLEN strings."""
+    data = "stp_uentry_data()" if info.get("uentry") else "c->ri->data"
     if info["type"] == STRING:
-        return (f"((char *)c->ri->data + {8 * info['nlong']} + "
+        return (f"((char *){data} + {8 * info['nlong']} + "
                 f"{info['index']} * MAXSTRINGLEN)")
-    return f"(((stp_long *)c->ri->data)[{info['index']}])"
+    return f"(((stp_long *){data})[{info['index']}])"

@@ -467,9 +467,10 @@ class ProbeTargets:
         if fn.get("symtab_only"):
             return _unresolved(e, f"{fn['user_binary']} has no debug info for "
                                   f"'{fn['name']}' (build it with -g): no {e.name}")
-        if p.params.get("is_return") and e.name not in ("$return", "$$return"):
-            return _unresolved(e, f"{e.name} in a process .return probe is not supported "
-                                  "yet (read it in a .call probe)")
+        if p.params.get("is_return") and e.name not in ("$return", "$$return") \
+                and "entry_offset" not in p.params:
+            return _unresolved(e, f"{e.name} in this process .return probe cannot be "
+                                  "saved at entry (read it in a .call probe)")
         e = self._kernel_style(e, fn)
         if isinstance(e.info, dict) and "error" not in e.info:
             e.info["user"] = True

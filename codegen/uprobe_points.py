@@ -218,7 +218,11 @@ def _functions(exe: str, head: ast.Component, rest: list[ast.Component],
                  # .return hooks the entry (the return address is replaced there)
                  "offset": uf.symbol.offset if is_return else uf.probe_offset,
                  "is_return": is_return, "optional": origin.optional,
-                 "symbol": name, "digest": file_digest(path)},
+                 "symbol": name, "digest": file_digest(path),
+                 # $params/@entry in .return: saved at the .call point,
+                 # keyed by the frame's CFA (runtime_c/stp_uprobes.h)
+                 **({"entry_offset": uf.probe_offset,
+                     "entry_bp": uf.prologue_skipped} if is_return else {})},
                 function=fn))
     if not out:
         where = f'process("{exe}")' + (f'.library("{files[0]}")' if lib_c is not None else "")

@@ -27,6 +27,9 @@
 #include <linux/mm_types.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
+#include <linux/hash.h>
+#include <linux/log2.h>
+#include <linux/vmalloc.h>
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
 #define STP_UPROBE_HANDLE 1
@@ -43,14 +46,27 @@ struct stp_uprobe_desc {
 	const char *exe_path;
 	bool is_return;
 	bool optional;
+	/*
+	 * .return probes that read $params/@entry: the generated entry
+	 * handler runs at @entry_offset (the .call point, after the prologue
+	 * when @entry_bp) and saves data_size bytes, keyed by the task and
+	 * the frame's CFA, which is the stack pointer after the return.
+	 */
+	const struct stp_probe_desc *entry;
+	size_t data_size;
+	loff_t entry_offset;
+	bool entry_bp;			/* CFA = bp + 16, else sp + 8 */
 	/* runtime-owned */
 	struct uprobe_consumer uc;
+	struct uprobe_consumer euc;	/* the entry handler's */
 	struct inode *inode;
 	struct inode *exe_inode;
 #if STP_UPROBE_HANDLE
 	struct uprobe *up;
+	struct uprobe *eup;
 #endif
 	bool registered;
+	bool entry_registered;
 };
 
 /* ---- user memory for $target chains ---- */
@@ -172,10 +188,205 @@ static int stp_uprobe_handler(struct uprobe_consumer *uc, struct pt_regs *regs)
 	return 0;
 }
 
+/*
+ * ---- values saved at entry for .return probes ----
+ *
+ * A set-associative table of STP_UENTRY_SLOTS slots (STP_UENTRY_WAYS per
+ * bucket), keyed by (probe, task, pid, CFA), each with data_size bytes of
+ * saved values. The entry handler fills a per-CPU scratch buffer, then
+ * stores it (replacing the bucket's oldest slot when it is full: a frame
+ * left by longjmp or an exit must not pin a slot); the return handler
+ * takes its slot out. A return whose slot is gone is a runtime error.
+ */
+#ifndef STP_UENTRY_SLOTS
+#define STP_UENTRY_SLOTS 1024
+#endif
+#define STP_UENTRY_WAYS 8
+#define STP_UENTRY_BUCKETS (STP_UENTRY_SLOTS / STP_UENTRY_WAYS)
+
+struct stp_uentry_slot {
+	const struct stp_uprobe_desc *d;	/* NULL: free */
+	struct task_struct *task;
+	pid_t pid;
+	bool failed;			/* the entry handler did not save */
+	unsigned long cfa;
+	u64 seq;
+};
+
+static struct stp_uentry_slot *stp_uentry_slots;
+static char *stp_uentry_pool;
+static size_t stp_uentry_size;
+static u64 stp_uentry_seq;
+static DEFINE_SPINLOCK(stp_uentry_lock);
+static void __percpu *stp_uentry_scratch;
+static DEFINE_PER_CPU(void *, stp_uentry_cur);
+
+/* The running handler's saved values (codegen: entry_load/entry_save). */
+static __maybe_unused void *stp_uentry_data(void)
+{
+	return __this_cpu_read(stp_uentry_cur);
+}
+
+static unsigned int stp_uentry_bucket(const struct stp_uprobe_desc *d,
+				      unsigned long cfa)
+{
+	return hash_64((u64)(uintptr_t)current ^ (u64)(uintptr_t)d ^ cfa,
+		       ilog2(STP_UENTRY_BUCKETS));
+}
+
+static bool stp_uentry_match(const struct stp_uentry_slot *s,
+			     const struct stp_uprobe_desc *d, unsigned long cfa)
+{
+	return s->d == d && s->task == current && s->pid == current->pid &&
+		s->cfa == cfa;
+}
+
+static void stp_uentry_store(const struct stp_uprobe_desc *d,
+			     unsigned long cfa, const void *data, bool failed)
+{
+	unsigned int b = stp_uentry_bucket(d, cfa), i, k = 0;
+	struct stp_uentry_slot *s, *pick = NULL;
+	unsigned long flags;
+
+	spin_lock_irqsave(&stp_uentry_lock, flags);
+	for (i = 0; i < STP_UENTRY_WAYS; i++) {
+		s = &stp_uentry_slots[b * STP_UENTRY_WAYS + i];
+		if (stp_uentry_match(s, d, cfa) || !s->d) {
+			pick = s;
+			k = i;
+			if (s->d)
+				break;
+		} else if (!pick || (pick->d && s->seq < pick->seq)) {
+			pick = s;
+			k = i;
+		}
+	}
+	pick->d = d;
+	pick->task = current;
+	pick->pid = current->pid;
+	pick->cfa = cfa;
+	pick->failed = failed;
+	pick->seq = ++stp_uentry_seq;
+	if (!failed)
+		memcpy(stp_uentry_pool + (size_t)(b * STP_UENTRY_WAYS + k) *
+		       stp_uentry_size, data, d->data_size);
+	spin_unlock_irqrestore(&stp_uentry_lock, flags);
+}
+
+/*
+ * Take the slot of the frame at @cfa out (copied to @data unless NULL):
+ * 1: found, 0: its entry handler did not save, -1: no slot.
+ */
+static int stp_uentry_take(const struct stp_uprobe_desc *d, unsigned long cfa,
+			   void *data)
+{
+	unsigned int b = stp_uentry_bucket(d, cfa), i;
+	unsigned long flags;
+	int rc = -1;
+
+	spin_lock_irqsave(&stp_uentry_lock, flags);
+	for (i = 0; i < STP_UENTRY_WAYS; i++) {
+		struct stp_uentry_slot *s =
+			&stp_uentry_slots[b * STP_UENTRY_WAYS + i];
+
+		if (!stp_uentry_match(s, d, cfa))
+			continue;
+		rc = s->failed ? 0 : 1;
+		if (rc && data)
+			memcpy(data, stp_uentry_pool + (size_t)(b * STP_UENTRY_WAYS + i) *
+			       stp_uentry_size, d->data_size);
+		s->d = NULL;
+		break;
+	}
+	spin_unlock_irqrestore(&stp_uentry_lock, flags);
+	return rc;
+}
+
+static int stp_uentry_handler(struct uprobe_consumer *uc, struct pt_regs *regs)
+{
+	struct stp_uprobe_desc *d = container_of(uc, struct stp_uprobe_desc, euc);
+	unsigned long cfa = d->entry_bp ? regs->bp + 16 : regs->sp + 8;
+	struct stp_context *c;
+	void *buf;
+	bool failed;
+
+	if (!stp_current_exe_is(d->exe_inode))
+		return 0;
+	c = stp_probe_enter(d->entry, STP_SESSION_RUNNING, regs);
+	if (!c) {
+		/* skipped: its return is skipped too, without an error */
+		stp_uentry_store(d, cfa, NULL, true);
+		return 0;
+	}
+	buf = this_cpu_ptr(stp_uentry_scratch);
+	__this_cpu_write(stp_uentry_cur, buf);
+	d->entry->fn(c);
+	failed = c->last_error != NULL;
+	stp_uentry_store(d, cfa, buf, failed);
+	__this_cpu_write(stp_uentry_cur, NULL);
+	stp_probe_exit(c);
+	return 0;
+}
+
 static int stp_uretprobe_handler(struct uprobe_consumer *uc,
 				 unsigned long func, struct pt_regs *regs)
 {
-	return stp_uprobe_handler(uc, regs);
+	struct stp_uprobe_desc *d = container_of(uc, struct stp_uprobe_desc, uc);
+	struct stp_context *c;
+	void *buf;
+	int rc;
+
+	if (!d->entry)
+		return stp_uprobe_handler(uc, regs);
+	if (!stp_current_exe_is(d->exe_inode))
+		return 0;
+	c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, regs);
+	buf = c ? this_cpu_ptr(stp_uentry_scratch) : NULL;
+	/* after the return, sp is the frame's CFA */
+	rc = stp_uentry_take(d, regs->sp, buf);
+	if (!c)
+		return 0;
+	if (rc < 0) {
+		STP_ERRORF(c, "no values saved at the entry of this call (more than %d calls pending; raise -D STP_UENTRY_SLOTS)",
+			   STP_UENTRY_SLOTS);
+	} else if (rc > 0) {
+		__this_cpu_write(stp_uentry_cur, buf);
+		d->probe->fn(c);
+		__this_cpu_write(stp_uentry_cur, NULL);
+	}
+	stp_probe_exit(c);
+	return 0;
+}
+
+static int stp_uentry_alloc(struct stp_module_desc *m)
+{
+	size_t size = 0;
+	int i;
+
+	for (i = 0; i < m->nuprobes; i++)
+		if (m->uprobes[i].entry)
+			size = max(size, ALIGN(max_t(size_t, m->uprobes[i].data_size, 8), 8));
+	if (!size)
+		return 0;
+	stp_uentry_size = size;
+	stp_uentry_seq = 0;
+	stp_uentry_slots = vzalloc(array_size(STP_UENTRY_SLOTS,
+					      sizeof(*stp_uentry_slots)));
+	stp_uentry_pool = vzalloc(array_size(STP_UENTRY_SLOTS, size));
+	stp_uentry_scratch = __alloc_percpu(size, 8);
+	if (!stp_uentry_slots || !stp_uentry_pool || !stp_uentry_scratch)
+		return -ENOMEM;
+	return 0;
+}
+
+static void stp_uentry_free(void)
+{
+	vfree(stp_uentry_slots);
+	vfree(stp_uentry_pool);
+	free_percpu(stp_uentry_scratch);
+	stp_uentry_slots = NULL;
+	stp_uentry_pool = NULL;
+	stp_uentry_scratch = NULL;
 }
 
 /* ---- arming ---- */
@@ -213,6 +424,25 @@ static int stp_uprobe_register_one(struct stp_uprobe_desc *d)
 		if (!d->exe_inode)
 			goto fail;
 	}
+	if (d->entry) {
+		/*
+		 * The entry half first, a plain uprobe at the .call point: a
+		 * call that the uretprobe sees has its values saved.
+		 */
+		memset(&d->euc, 0, sizeof(d->euc));
+		d->euc.handler = stp_uentry_handler;
+#if STP_UPROBE_HANDLE
+		d->eup = uprobe_register(d->inode, d->entry_offset, 0, &d->euc);
+		rc = IS_ERR(d->eup) ? PTR_ERR(d->eup) : 0;
+		if (rc)
+			d->eup = NULL;
+#else
+		rc = uprobe_register(d->inode, d->entry_offset, &d->euc);
+#endif
+		if (rc)
+			goto fail;
+		d->entry_registered = true;
+	}
 	memset(&d->uc, 0, sizeof(d->uc));
 	if (d->is_return)
 		d->uc.ret_handler = stp_uretprobe_handler;
@@ -231,6 +461,16 @@ static int stp_uprobe_register_one(struct stp_uprobe_desc *d)
 #endif
 	if (rc == 0)
 		return 0;
+	if (d->entry_registered) {
+#if STP_UPROBE_HANDLE
+		uprobe_unregister_nosync(d->eup, &d->euc);
+		uprobe_unregister_sync();
+		d->eup = NULL;
+#else
+		uprobe_unregister(d->inode, d->entry_offset, &d->euc);
+#endif
+		d->entry_registered = false;
+	}
 fail:
 	if (d->exe_inode)
 		iput(d->exe_inode);
@@ -244,6 +484,13 @@ static __maybe_unused void stp_arm_uprobes(struct stp_module_desc *m)
 {
 	int i, rc;
 
+	rc = stp_uentry_alloc(m);
+	if (rc) {
+		stp_warn("process .return probes: no memory for the values saved at entry (rc %d)",
+			 rc);
+		stp_session_fail();
+		return;
+	}
 	for (i = 0; i < m->nuprobes; i++) {
 		struct stp_uprobe_desc *d = &m->uprobes[i];
 
@@ -273,8 +520,12 @@ static __maybe_unused void stp_disarm_uprobes(struct stp_module_desc *m)
 			continue;
 #if STP_UPROBE_HANDLE
 		uprobe_unregister_nosync(d->up, &d->uc);
+		if (d->entry_registered)
+			uprobe_unregister_nosync(d->eup, &d->euc);
 #else
 		uprobe_unregister(d->inode, d->offset, &d->uc);
+		if (d->entry_registered)
+			uprobe_unregister(d->inode, d->entry_offset, &d->euc);
 #endif
 		n++;
 	}
@@ -293,7 +544,9 @@ static __maybe_unused void stp_disarm_uprobes(struct stp_module_desc *m)
 		d->exe_inode = NULL;
 		d->inode = NULL;
 		d->registered = false;
+		d->entry_registered = false;
 	}
+	stp_uentry_free();
 }
 
 /*

@@ -233,14 +233,68 @@ def test_bad_probe_points_are_semantic_errors(kctx, demo, probe, message):
 
 
 def test_target_variable_errors(kctx, demo):
-    out = error(kctx, f'probe process("{demo}").function("add").return {{ println($a) }}')
-    assert "$a in a process .return probe is not supported" in out, out
+    out = error(kctx, f'probe process("{demo}").function("add").return {{ println($nope) }}')
+    assert f"unable to find local 'nope' in function 'add' of {demo}" in out, out
+    out = error(kctx, f'probe process("{demo}").plt("fork").return {{ println($x) }}')
+    assert "has no debug info for 'fork'" in out, out
     out = error(kctx, f'probe process("{demo}").library("libc").function("malloc") '
                       f'{{ println($bytes) }}')
     assert "has no debug info for 'malloc'" in out and "^" in out, out
     out = error(kctx, f'probe process("{demo}").function("add") {{ println($nope) }}')
     assert f"unable to find local 'nope' in function 'add' of {demo}" in out, out
     assert "$a $b" in out, out
+
+
+def _return_with_params(ir: dict, name: str) -> tuple[dict, dict]:
+    ret = [p for p in ir["probes"] if f'function("{name}@' in p["pp"]
+           and p["family"] == "uprobe"][0]
+    entry = [p for p in ir["probes"] if p["family"] == "kretprobe_entry"
+             and p["name"] == ret["params"]["entry_probe"]][0]
+    return ret, entry
+
+
+def test_params_in_return_probes_are_saved_at_entry(kctx, demo, tmp_path):
+    ir = elaborate(kctx, f'''
+probe process("{demo}").function("point_sum").return {{
+    printf("%d %d %s %d %d\\n", $p->x, $scale, $$parms, @entry($scale * 2), $return)
+}}
+''')
+    ret, entry = _return_with_params(ir, "point_sum")
+    with UserBinary(str(demo)) as b:
+        f = b.function("point_sum")
+    # the uretprobe hooks the entry; the values are read at the .call point,
+    # after the prologue, where the CFA is bp + 16
+    assert ret["params"]["offset"] == f.symbol.offset
+    assert ret["params"]["entry_offset"] == f.probe_offset != f.symbol.offset
+    assert ret["params"]["entry_bp"] is True
+    # $p->x, $scale and @entry(...) are longs, $$parms a string
+    assert ret["params"]["entry_data_size"] == "(24 + 1 * MAXSTRINGLEN)"
+    loads = [n["info"] for n in _walk(ret["body"])
+             if isinstance(n.get("info"), dict) and n["info"].get("access") == "entry_load"]
+    assert len(loads) == 4 and all(i["uentry"] for i in loads)
+    saves = [n["info"] for n in _walk(entry["body"])
+             if isinstance(n.get("info"), dict) and n["info"].get("access") == "entry_save"]
+    assert len(saves) == 4
+    # the chain read at entry is still a nofault user read
+    assert all(n["info"]["user"] for n in _walk(entry["body"])
+               if isinstance(n.get("info"), dict) and n["info"].get("access") == "chain")
+    c = translate(ir, "stap_t")
+    assert f".entry_offset = {f.probe_offset}, .entry_bp = true" in c
+    assert "stp_uentry_data()" in c and "c->ri->data" not in c
+    # optimised code: read at the entry itself (CFA = sp + 8), from registers
+    o2 = _gcc(tmp_path / "demo_o2", "-g", "-O2", "-fno-inline")
+    ir = elaborate(kctx, f'probe process("{o2}").function("point_sum").return '
+                         f'{{ println($scale + $return) }}')
+    ret, _ = _return_with_params(ir, "point_sum")
+    with UserBinary(str(o2)) as b:
+        f = b.function("point_sum")
+    assert ret["params"]["entry_offset"] == ret["params"]["offset"] == f.symbol.offset
+    assert ret["params"]["entry_bp"] is False
+    # a .return probe that reads no parameter saves nothing
+    ir = elaborate(kctx, f'probe process("{demo}").function("add").return '
+                         f'{{ println($return) }}')
+    assert "entry_probe" not in ir["probes"][0]["params"]
+    assert not [p for p in ir["probes"] if p["family"] == "kretprobe_entry"]
 
 
 def test_lifecycle_probes(kctx, demo):

@@ -36,6 +36,19 @@ probe process("@BIN@").function("point_sum").return {
 probe process("@BIN@").function("gree*").return {
 	printf("%s returned %s\n", ppfunc(), user_string($return))
 }
+# parameters in .return: saved at entry (after the prologue), found again
+# by the frame's CFA, so recursion gets each call's own values
+probe process("@BIN@").function("add").return {
+	printf("ret add(%d, %d) = %d parms=[%s] entry=%d\n", $a, $b, $return, $$parms,
+	       @entry($a * 100 + $b))
+}
+probe process("@BIN@").function("point_sum").return {
+	printf("ret point_sum x=%d label=%s scale=%d = %d\n", $p->x,
+	       user_string(@entry($p->label)), $scale, $return)
+}
+probe process("@BIN@").function("fact").return {
+	printf("ret fact(%d) = %d\n", $n, $return)
+}
 '''
 
 MALLOC = r'''
@@ -140,9 +153,13 @@ probe process("@BIN@").provider("demo").mark("done") {
 '''
 
 
-def _script(tmp: Path, name: str, text: str, binary: Path) -> Path:
+def _script(tmp: Path, name: str, text: str, binary: Path,
+            threads: Path | None = None) -> Path:
     p = tmp / f"{name}.stp"
-    p.write_text(text.replace("@BIN@", str(binary)))
+    text = text.replace("@BIN@", str(binary))
+    if threads is not None:
+        text = text.replace("@THREADS@", str(threads))
+    p.write_text(text)
     return p
 
 
@@ -152,12 +169,12 @@ def results(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"uprobes-{request.param}")
     demo = tmp / "uprobe_demo"
     subprocess.run(["gcc", "-g", "-o", str(demo), str(DEMO_SRC)], check=True, cwd=ROOT)
-    kos = {name: build_module(_script(tmp, name, text, demo), release)
-           for name, text in (("func", FUNC), ("malloc", MALLOC), ("target", TARGET),
-                              ("lifecycle", LIFECYCLE), ("syscall", SYSCALL))}
     threads = tmp / "uprobe_threads"
     subprocess.run(["gcc", "-g", "-pthread", "-o", str(threads), str(THREADS_SRC)],
                    check=True, cwd=ROOT)
+    kos = {name: build_module(_script(tmp, name, text, demo, threads), release)
+           for name, text in (("func", FUNC), ("malloc", MALLOC), ("target", TARGET),
+                              ("lifecycle", LIFECYCLE), ("syscall", SYSCALL))}
     kos["threads"] = build_module(_script(tmp, "threads", THREADS, threads), release)
     # USDT: -O2 passes the arguments in registers, -O0 in frame slots
     # ("-4@-12(%rbp)"), so both operand forms are read.
@@ -202,6 +219,20 @@ def test_function_entry_and_return_read_params_and_return(results):
     # entry before return, in call order
     adds = [l for l in lines if l.startswith("add ")]
     assert adds[:2] == ["add a=1 b=10 parms=[a=0x1 b=0xa]", "add returned 11"], adds
+
+
+@pytest.mark.boot
+def test_params_read_in_return_probes_are_saved_at_entry(results):
+    _, res = results
+    lines = ok(res["func"])["stdout"].splitlines()
+    assert [l for l in lines if l.startswith("ret add(")] == [
+        f"ret add({i}, {10 * i}) = {11 * i} parms=[a={i:#x} b={10 * i:#x}] "
+        f"entry={100 * i + 10 * i}" for i in (1, 2, 3)], lines
+    assert "ret point_sum x=40 label=origin scale=3 = 126" in lines, lines
+    # recursion: the innermost call returns first, each with its own $n
+    assert [l for l in lines if l.startswith("ret fact(")] == [
+        "ret fact(1) = 1", "ret fact(2) = 2", "ret fact(3) = 6", "ret fact(4) = 24"], lines
+    assert "ERROR" not in res["func"]["stdout"] + res["func"].get("stderr", ""), res["func"]
 
 
 @pytest.mark.boot

@@ -6,8 +6,9 @@
  * through libc, and a forked child for process.begin/.end.
  *
  * usage: uprobe_demo N   -> calls add(i, 10 * i) for i in 1..N, then
- *                           point_sum() on a struct, then forks a child
- *                           that mallocs and exits with status 3.
+ *                           point_sum() on a struct and fact(4) (which
+ *                           recurses), then forks a child that mallocs
+ *                           and exits with status 3.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,11 @@ long point_sum(struct point *p, int scale)
 	return (p->x + p->y) * scale;
 }
 
+long fact(int n)
+{
+	return n <= 1 ? 1 : n * fact(n - 1);
+}
+
 const char *greet(const char *who)
 {
 	return strlen(who) > 3 ? "long" : "short";
@@ -49,6 +55,8 @@ int main(int argc, char **argv)
 	for (i = 1; i <= n; i++)
 		total += add(i, 10 * i);
 	total += point_sum(&pt, 3);
+	if (fact(4) != 24)
+		return 1;
 	printf("%s total=%ld\n", greet("stapbuild"), total);
 	fflush(stdout);
 	child = fork();
