@@ -146,7 +146,7 @@ def _lifecycle(head: ast.Component, rest: list[ast.Component], body: ast.Block,
     exe = None
     if head.arg is not None:
         exe = _exe_path(head)
-        if kind not in ("begin", "syscall", "syscall.return"):
+        if kind not in ("begin", "end", "syscall", "syscall.return"):
             raise StapError("semantic", f"process(\"PATH\").{kind} is not supported yet "
                             f"(use process.{kind} and test execname() or pid())",
                             rest[0].loc, token=f"identifier '{rest[0].name}'")

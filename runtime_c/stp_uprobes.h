@@ -559,6 +559,11 @@ static __maybe_unused void stp_disarm_uprobes(struct stp_module_desc *m)
  * task execs PATH (sched_process_exec, in the exec'ing task).
  * end: the sched_process_exit tracepoint, in the exiting task; the last
  * live thread of a group is the process's end, the others thread ends.
+ * process("PATH").end: by then exit_mm() has dropped current->mm, and
+ * with it the exe to compare, so it fires from a kprobe on
+ * exit_mm_release(), which exit_mm() calls while the mm is still there
+ * (after do_exit() took the thread off signal->live, so "last thread"
+ * means the same as at the tracepoint).
  * syscall[.return]: the raw_syscalls sys_enter/sys_exit tracepoints, in
  * the calling task, with its user registers as the probe's registers.
  * Kernel threads are never reported.
@@ -604,8 +609,17 @@ static struct tracepoint *stp_proc_tp_exec, *stp_proc_tp_exit;
 static bool stp_proc_exec_registered, stp_proc_exit_registered;
 static struct tracepoint *stp_proc_tp_sys_enter, *stp_proc_tp_sys_exit;
 static bool stp_proc_sys_enter_registered, stp_proc_sys_exit_registered;
+static struct kprobe stp_proc_kp_exit_mm;
+static bool stp_proc_exit_mm_registered;
 
-static void stp_proc_fire_regs(int kind, bool at_exec, struct pt_regs *regs,
+/* Where a lifecycle event is reported from. */
+enum {
+	STP_HOOK_ANY,		/* fork, sched_process_exit, raw_syscalls */
+	STP_HOOK_EXEC,		/* sched_process_exec: PATH probes only */
+	STP_HOOK_EXIT_MM,	/* exit_mm_release: PATH probes only */
+};
+
+static void stp_proc_fire_regs(int kind, int hook, struct pt_regs *regs,
 			       long nr, long ret)
 {
 	struct stp_module_desc *m = READ_ONCE(stp_proc_module);
@@ -617,7 +631,10 @@ static void stp_proc_fire_regs(int kind, bool at_exec, struct pt_regs *regs,
 		const struct stp_proc_desc *d = &m->procs[i];
 		struct stp_context *c;
 
-		if (d->kind != kind || (at_exec && !d->exe_inode))
+		if (d->kind != kind)
+			continue;
+		if (hook != STP_HOOK_ANY ? !d->exe_inode :
+		    kind == STP_PROC_END && d->exe_inode)
 			continue;
 		if (!stp_current_exe_is(d->exe_inode))
 			continue;
@@ -632,19 +649,19 @@ static void stp_proc_fire_regs(int kind, bool at_exec, struct pt_regs *regs,
 	}
 }
 
-static void stp_proc_fire(int kind, bool at_exec)
+static void stp_proc_fire(int kind, int hook)
 {
-	stp_proc_fire_regs(kind, at_exec, NULL, 0, 0);
+	stp_proc_fire_regs(kind, hook, NULL, 0, 0);
 }
 
 static void stp_proc_sys_enter(void *data, struct pt_regs *regs, long id)
 {
-	stp_proc_fire_regs(STP_PROC_SYSCALL, false, regs, id, 0);
+	stp_proc_fire_regs(STP_PROC_SYSCALL, STP_HOOK_ANY, regs, id, 0);
 }
 
 static void stp_proc_sys_exit(void *data, struct pt_regs *regs, long ret)
 {
-	stp_proc_fire_regs(STP_PROC_SYSCALL_RETURN, false, regs,
+	stp_proc_fire_regs(STP_PROC_SYSCALL_RETURN, STP_HOOK_ANY, regs,
 			   regs->orig_ax, ret);
 }
 
@@ -652,21 +669,28 @@ static int stp_proc_fork_ret(struct kretprobe_instance *ri,
 			     struct pt_regs *regs)
 {
 	stp_proc_fire(thread_group_leader(current) ? STP_PROC_BEGIN :
-		      STP_PROC_THREAD_BEGIN, false);
+		      STP_PROC_THREAD_BEGIN, STP_HOOK_ANY);
 	return 0;
 }
 
 static void stp_proc_exec(void *data, struct task_struct *p, pid_t old_pid,
 			  struct linux_binprm *bprm)
 {
-	stp_proc_fire(STP_PROC_BEGIN, true);
+	stp_proc_fire(STP_PROC_BEGIN, STP_HOOK_EXEC);
 }
 
 static void stp_proc_exit(void *data, struct task_struct *p)
 {
 	/* do_exit() has already taken this thread off signal->live. */
 	stp_proc_fire(atomic_read(&current->signal->live) == 0 ?
-		      STP_PROC_END : STP_PROC_THREAD_END, false);
+		      STP_PROC_END : STP_PROC_THREAD_END, STP_HOOK_ANY);
+}
+
+static int stp_proc_exit_mm(struct kprobe *kp, struct pt_regs *regs)
+{
+	if (atomic_read(&current->signal->live) == 0)
+		stp_proc_fire(STP_PROC_END, STP_HOOK_EXIT_MM);
+	return 0;
 }
 
 static void stp_proc_find_tp(struct tracepoint *tp, void *priv)
@@ -684,7 +708,7 @@ static void stp_proc_find_tp(struct tracepoint *tp, void *priv)
 static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 {
 	bool begin = false, exec = false, end = false, sys = false,
-		sysret = false;
+		sysret = false, exit_mm = false;
 	int i, rc = 0;
 
 	if (!m->nprocs)
@@ -699,7 +723,10 @@ static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 					 d->probe->pp, rc);
 				goto fail;
 			}
-			exec = true;
+			if (d->kind == STP_PROC_BEGIN)
+				exec = true;
+			else if (d->kind == STP_PROC_END)
+				exit_mm = true;
 		}
 		if (d->kind == STP_PROC_BEGIN || d->kind == STP_PROC_THREAD_BEGIN)
 			begin = true;
@@ -707,7 +734,7 @@ static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 			sys = true;
 		else if (d->kind == STP_PROC_SYSCALL_RETURN)
 			sysret = true;
-		else
+		else if (d->kind != STP_PROC_END || !d->exe_inode)
 			end = true;
 	}
 	WRITE_ONCE(stp_proc_module, m);
@@ -740,6 +767,15 @@ static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 		if (rc)
 			goto warn;
 		stp_proc_exit_registered = true;
+	}
+	if (exit_mm) {
+		memset(&stp_proc_kp_exit_mm, 0, sizeof(stp_proc_kp_exit_mm));
+		stp_proc_kp_exit_mm.symbol_name = "exit_mm_release";
+		stp_proc_kp_exit_mm.pre_handler = stp_proc_exit_mm;
+		rc = register_kprobe(&stp_proc_kp_exit_mm);
+		if (rc)
+			goto warn;
+		stp_proc_exit_mm_registered = true;
 	}
 	if (sys) {
 		rc = stp_proc_tp_sys_enter ?
@@ -792,6 +828,9 @@ static __maybe_unused void stp_disarm_procs(struct stp_module_desc *m)
 	stp_proc_sys_exit_registered = false;
 	if (tp)
 		tracepoint_synchronize_unregister();
+	if (stp_proc_exit_mm_registered)
+		unregister_kprobe(&stp_proc_kp_exit_mm);
+	stp_proc_exit_mm_registered = false;
 	if (stp_proc_rp_registered)
 		unregister_kretprobe(&stp_proc_rp);
 	stp_proc_rp_registered = false;

@@ -101,6 +101,13 @@ probe process.end {
 	else if (child && pid() == child)
 		printf("end: the child, %s\n", execname())
 }
+probe process("@BIN@").end {
+	printf("path end: %s %s\n", pid() == target() ? "target" :
+	       child && pid() == child ? "child" : "other", execname())
+}
+probe process("@THREADS@").end {
+	printf("wrong path end: %d %s\n", pid(), execname())
+}
 '''
 
 SYSCALL = r'''
@@ -265,6 +272,9 @@ def test_process_begin_and_end_of_a_forked_child(results):
     assert lines.count("end: target uprobe_demo") == 1, lines
     # the child ends before its parent, which waits for it
     assert lines.index("end: the child, uprobe_demo") < lines.index("end: target uprobe_demo")
+    # process("PATH").end: both processes that ran PATH, and no other
+    assert [l for l in lines if "path end" in l] == [
+        "path end: child uprobe_demo", "path end: target uprobe_demo"], lines
 
 
 @pytest.mark.boot
