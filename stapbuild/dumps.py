@@ -34,7 +34,7 @@ PROBE_TYPES = [
     "kprobe.module(string).function(string)", "kprobe.module(string).function(string).return",
     "procfs(string).read", "procfs(string).read.maxsize(number)", "procfs(string).write",
     "process.begin", "process.end", "process.thread.begin", "process.thread.end",
-    "process(string).begin", "process.syscall", "process.syscall.return",
+    "process(string).begin", "process(string).end", "process.syscall", "process.syscall.return",
     "process(string).syscall", "process(string).syscall.return",
     "process(string).function(string)", "process(string).function(string).call",
     "process(string).function(string).return",
