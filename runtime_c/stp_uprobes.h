@@ -557,13 +557,13 @@ static __maybe_unused void stp_disarm_uprobes(struct stp_module_desc *m)
  * and pid()/execname() describe it, as in SystemTap; at its return the
  * runqueue lock is released. process("PATH").begin also fires when a
  * task execs PATH (sched_process_exec, in the exec'ing task).
- * end: the sched_process_exit tracepoint, in the exiting task; the last
- * live thread of a group is the process's end, the others thread ends.
- * process("PATH").end: by then exit_mm() has dropped current->mm, and
- * with it the exe to compare, so it fires from a kprobe on
- * exit_mm_release(), which exit_mm() calls while the mm is still there
- * (after do_exit() took the thread off signal->live, so "last thread"
- * means the same as at the tracepoint).
+ * end: a kprobe on acct_collect(exitcode, group_dead), which do_exit()
+ * calls in the exiting task with the result of its own
+ * atomic_dec_and_test(&signal->live): exactly one thread per process is
+ * the group's last (re-reading signal->live later races with threads
+ * exiting at the same time, and two of them could both see 0). It runs
+ * before exit_mm(), so current->mm, and the exe that process("PATH").end
+ * compares, are still there.
  * syscall[.return]: the raw_syscalls sys_enter/sys_exit tracepoints, in
  * the calling task, with its user registers as the probe's registers.
  * Kernel threads are never reported.
@@ -605,18 +605,18 @@ struct stp_proc_desc {
 static struct stp_module_desc *stp_proc_module;
 static struct kretprobe stp_proc_rp;
 static bool stp_proc_rp_registered;
-static struct tracepoint *stp_proc_tp_exec, *stp_proc_tp_exit;
-static bool stp_proc_exec_registered, stp_proc_exit_registered;
+static struct tracepoint *stp_proc_tp_exec;
+static bool stp_proc_exec_registered;
 static struct tracepoint *stp_proc_tp_sys_enter, *stp_proc_tp_sys_exit;
 static bool stp_proc_sys_enter_registered, stp_proc_sys_exit_registered;
-static struct kprobe stp_proc_kp_exit_mm;
-static bool stp_proc_exit_mm_registered;
+static struct kprobe stp_proc_kp_exit;
+static bool stp_proc_exit_kp_registered;
 
 /* Where a lifecycle event is reported from. */
 enum {
-	STP_HOOK_ANY,		/* fork, sched_process_exit, raw_syscalls */
+	STP_HOOK_ANY,		/* fork, acct_collect, raw_syscalls */
 	STP_HOOK_EXEC,		/* sched_process_exec: PATH probes only */
-	STP_HOOK_EXIT_MM,	/* exit_mm_release: PATH probes only */
+	STP_HOOK_EXIT_MM,	/* acct_collect of a group's last thread: PATH probes only */
 };
 
 static void stp_proc_fire_regs(int kind, int hook, struct pt_regs *regs,
@@ -679,16 +679,14 @@ static void stp_proc_exec(void *data, struct task_struct *p, pid_t old_pid,
 	stp_proc_fire(STP_PROC_BEGIN, STP_HOOK_EXEC);
 }
 
-static void stp_proc_exit(void *data, struct task_struct *p)
+/* acct_collect(long exitcode, int group_dead): group_dead is the 2nd argument. */
+static int stp_proc_acct_collect(struct kprobe *kp, struct pt_regs *regs)
 {
-	/* do_exit() has already taken this thread off signal->live. */
-	stp_proc_fire(atomic_read(&current->signal->live) == 0 ?
-		      STP_PROC_END : STP_PROC_THREAD_END, STP_HOOK_ANY);
-}
+	bool group_dead = (int)regs->si != 0;
 
-static int stp_proc_exit_mm(struct kprobe *kp, struct pt_regs *regs)
-{
-	if (atomic_read(&current->signal->live) == 0)
+	stp_proc_fire(group_dead ? STP_PROC_END : STP_PROC_THREAD_END,
+		      STP_HOOK_ANY);
+	if (group_dead)
 		stp_proc_fire(STP_PROC_END, STP_HOOK_EXIT_MM);
 	return 0;
 }
@@ -697,8 +695,6 @@ static void stp_proc_find_tp(struct tracepoint *tp, void *priv)
 {
 	if (!strcmp(tp->name, "sched_process_exec"))
 		stp_proc_tp_exec = tp;
-	else if (!strcmp(tp->name, "sched_process_exit"))
-		stp_proc_tp_exit = tp;
 	else if (!strcmp(tp->name, "sys_enter"))
 		stp_proc_tp_sys_enter = tp;
 	else if (!strcmp(tp->name, "sys_exit"))
@@ -759,23 +755,14 @@ static __maybe_unused void stp_arm_procs(struct stp_module_desc *m)
 			goto warn;
 		stp_proc_exec_registered = true;
 	}
-	if (end) {
-		rc = stp_proc_tp_exit ?
-			tracepoint_probe_register(stp_proc_tp_exit,
-						  (void *)stp_proc_exit, NULL) :
-			-ENOENT;
+	if (end || exit_mm) {
+		memset(&stp_proc_kp_exit, 0, sizeof(stp_proc_kp_exit));
+		stp_proc_kp_exit.symbol_name = "acct_collect";
+		stp_proc_kp_exit.pre_handler = stp_proc_acct_collect;
+		rc = register_kprobe(&stp_proc_kp_exit);
 		if (rc)
 			goto warn;
-		stp_proc_exit_registered = true;
-	}
-	if (exit_mm) {
-		memset(&stp_proc_kp_exit_mm, 0, sizeof(stp_proc_kp_exit_mm));
-		stp_proc_kp_exit_mm.symbol_name = "exit_mm_release";
-		stp_proc_kp_exit_mm.pre_handler = stp_proc_exit_mm;
-		rc = register_kprobe(&stp_proc_kp_exit_mm);
-		if (rc)
-			goto warn;
-		stp_proc_exit_mm_registered = true;
+		stp_proc_exit_kp_registered = true;
 	}
 	if (sys) {
 		rc = stp_proc_tp_sys_enter ?
@@ -807,15 +794,12 @@ fail:
 static __maybe_unused void stp_disarm_procs(struct stp_module_desc *m)
 {
 	int i;
-	bool tp = stp_proc_exec_registered || stp_proc_exit_registered ||
+	bool tp = stp_proc_exec_registered ||
 		stp_proc_sys_enter_registered || stp_proc_sys_exit_registered;
 
 	if (stp_proc_exec_registered)
 		tracepoint_probe_unregister(stp_proc_tp_exec,
 					    (void *)stp_proc_exec, NULL);
-	if (stp_proc_exit_registered)
-		tracepoint_probe_unregister(stp_proc_tp_exit,
-					    (void *)stp_proc_exit, NULL);
 	if (stp_proc_sys_enter_registered)
 		tracepoint_probe_unregister(stp_proc_tp_sys_enter,
 					    (void *)stp_proc_sys_enter, NULL);
@@ -823,14 +807,13 @@ static __maybe_unused void stp_disarm_procs(struct stp_module_desc *m)
 		tracepoint_probe_unregister(stp_proc_tp_sys_exit,
 					    (void *)stp_proc_sys_exit, NULL);
 	stp_proc_exec_registered = false;
-	stp_proc_exit_registered = false;
 	stp_proc_sys_enter_registered = false;
 	stp_proc_sys_exit_registered = false;
 	if (tp)
 		tracepoint_synchronize_unregister();
-	if (stp_proc_exit_mm_registered)
-		unregister_kprobe(&stp_proc_kp_exit_mm);
-	stp_proc_exit_mm_registered = false;
+	if (stp_proc_exit_kp_registered)
+		unregister_kprobe(&stp_proc_kp_exit);
+	stp_proc_exit_kp_registered = false;
 	if (stp_proc_rp_registered)
 		unregister_kretprobe(&stp_proc_rp);
 	stp_proc_rp_registered = false;

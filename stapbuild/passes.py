@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from codegen import ast
 from codegen.elaborate import IR_SCHEMA, elaborate
@@ -431,14 +431,17 @@ class Built:
     keys: dict[str, str]
 
 
-def build_script(script: Path, release: str, module: Optional[str] = None) -> Built:
-    """Run passes 1-4 through the store (hits cost almost nothing)."""
+def build_script(script: Path, release: str, module: Optional[str] = None,
+                 defines: Sequence[str] = ()) -> Built:
+    """Run passes 1-4 through the store (hits cost almost nothing);
+    defines: -D NAME=VALUE for pass 4."""
     kctx = kernel_context(release)
     parsed = parse_pass(script, script.read_text(), kctx)
     elab = elaborate_pass(parsed.artifact, kctx)
     name = module or module_name_for(script.stem, elab.artifact.key)
     c = translate_pass(elab.artifact, name)
-    ko = compile_pass(c.artifact, name, kctx)
+    ko = compile_pass(c.artifact, name, kctx, defines=list(defines)) if defines else \
+        compile_pass(c.artifact, name, kctx)
     return Built(ko.artifact.path, name, {"parse": parsed.artifact.key,
                                           "elaborate": elab.artifact.key,
                                           "translate": c.artifact.key,

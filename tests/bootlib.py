@@ -15,8 +15,8 @@ from stapbuild import batch, kernels, passes
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build_module(script: Path, release: str) -> Path:
-    return passes.build_script(script, release).ko
+def build_module(script: Path, release: str, defines: tuple[str, ...] = ()) -> Path:
+    return passes.build_script(script, release, defines=defines).ko
 
 
 def run_batch(release: str, cases: list[dict[str, Any]],
