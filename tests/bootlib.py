@@ -35,3 +35,11 @@ def resolve(series: str) -> str:
 def case(name: str, ko: Path, workload: Optional[str] = None,
          duration: Optional[float] = None) -> dict[str, Any]:
     return {"name": name, "ko": ko, "workload": workload, "duration": duration}
+
+
+def ok(r: dict[str, Any]) -> dict[str, Any]:
+    """A case that ran cleanly: exit 0, its module unloaded, no kernel trouble."""
+    assert r["rc"] == 0, r
+    assert not r["left_loaded"], r
+    assert not r["kernel_trouble"], r
+    return r

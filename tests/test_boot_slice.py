@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.bootlib import ROOT, build_module, case, resolve, run_batch
+from tests.bootlib import ROOT, build_module, case, ok, resolve, run_batch
 
 SCRIPTS = ROOT / "tests" / "boot_scripts"
 DD_WRITE_READ = ("dd if=/dev/zero of=/tmp/stapbuild-iotop bs=64k count=200 2>/dev/null; "
@@ -38,13 +38,6 @@ def results(request):
         case("stats", kos["stats"], workload=DD_SMALL),
     ]
     return release, run_batch(release, cases)
-
-
-def ok(r: dict) -> dict:
-    assert r["rc"] == 0, r
-    assert not r["left_loaded"], r
-    assert not r["kernel_trouble"], r
-    return r
 
 
 @pytest.mark.boot

@@ -8,7 +8,7 @@ import pytest
 
 from codegen.debuginfo.elf_symbols import ElfImage, read_function_symbols
 from stapbuild import kernels
-from tests.bootlib import ROOT, build_module, case, resolve, run_batch
+from tests.bootlib import ROOT, build_module, case, ok, resolve, run_batch
 
 SCRIPTS = ROOT / "tests" / "boot_scripts"
 DD_SMALL = "dd if=/dev/zero of=/dev/null bs=4096 count=3 status=none"
@@ -40,13 +40,6 @@ def results(request, tmp_path_factory):
         case("address", kos["address"], workload=DD_SMALL),
     ]
     return release, run_batch(release, cases)
-
-
-def ok(r: dict) -> dict:
-    assert r["rc"] == 0, r
-    assert not r["left_loaded"], r
-    assert not r["kernel_trouble"], r
-    return r
 
 
 @pytest.mark.boot

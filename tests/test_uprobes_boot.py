@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bootlib import ROOT, build_module, case, resolve, run_batch
+from tests.bootlib import ROOT, build_module, case, ok, resolve, run_batch
 
 DEMO_SRC = ROOT / "tests" / "c" / "uprobe_demo.c"
 THREADS_SRC = ROOT / "tests" / "c" / "uprobe_threads.c"
@@ -210,13 +210,6 @@ def results(request, tmp_path_factory):
         case("sdt_O0", kos["sdt_O0"], workload=f"{sdt['O0']} 3"),
     ]
     return release, run_batch(release, cases)
-
-
-def ok(r: dict) -> dict:
-    assert r["rc"] == 0, r
-    assert not r["left_loaded"], r
-    assert not r["kernel_trouble"], r
-    return r
 
 
 @pytest.mark.boot
