@@ -304,19 +304,7 @@ class ProbeResolver:
         if isinstance(fn.arg, ast.Number):
             return self._kernel_function_at(comps, body, origin)
         pattern = _string_arg(fn)
-        is_return = False
-        for c in comps[2:]:
-            if c.name == "call" and c.arg is None:
-                continue
-            if c.name == "return" and c.arg is None:
-                is_return = True
-                continue
-            if c.name == "maxactive" and is_return:
-                continue
-            raise StapError("semantic", "probe point mismatch", c.loc,
-                            token=f"identifier '{c.name}'")
-        maxactive = next((_number_arg(c, "maxactive") for c in comps[2:]
-                          if c.name == "maxactive"), 0)
+        is_return, maxactive = _function_suffixes(comps[2:])
         if self.kernel is None:
             raise StapError("semantic", "kernel.function probes need the kernel's debug info",
                             fn.loc, token=f"string '{pattern}'")
@@ -370,19 +358,7 @@ class ProbeResolver:
         entry (or return) by symbol, so KASLR does not matter."""
         fn = comps[1]
         addr = _number_arg(fn, "function")
-        is_return = False
-        for c in comps[2:]:
-            if c.name == "call" and c.arg is None:
-                continue
-            if c.name == "return" and c.arg is None:
-                is_return = True
-                continue
-            if c.name == "maxactive" and is_return:
-                continue
-            raise StapError("semantic", "probe point mismatch", c.loc,
-                            token=f"identifier '{c.name}'")
-        maxactive = next((_number_arg(c, "maxactive") for c in comps[2:]
-                          if c.name == "maxactive"), 0)
+        is_return, maxactive = _function_suffixes(comps[2:])
         token = f"number '{addr:#x}'"
         if self.kernel is None or not hasattr(self.kernel, "function_at"):
             raise StapError("semantic", "kernel.function(ADDRESS) probes need the kernel's "
@@ -412,3 +388,22 @@ class ProbeResolver:
                               "address": addr, "function_start": start,
                               "function_size": size},
                              function=info)]
+
+
+def _function_suffixes(suffixes: list[ast.Component]) -> tuple[bool, int]:
+    """kernel.function(...)'s [.call | .return[.maxactive(N)]]: (is_return,
+    maxactive, 0 when not given); anything else is a probe point mismatch."""
+    is_return = False
+    for c in suffixes:
+        if c.name == "call" and c.arg is None:
+            continue
+        if c.name == "return" and c.arg is None:
+            is_return = True
+            continue
+        if c.name == "maxactive" and is_return:
+            continue
+        raise StapError("semantic", "probe point mismatch", c.loc,
+                        token=f"identifier '{c.name}'")
+    maxactive = next((_number_arg(c, "maxactive") for c in suffixes
+                      if c.name == "maxactive"), 0)
+    return is_return, maxactive
