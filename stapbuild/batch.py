@@ -26,6 +26,10 @@ Cases are ``{name, ko, workload?, duration?}`` plus optional torture knobs:
     stdout_limit: BYTES           keep only the head and tail of stdout
     digest: "module:function"     summarise stdout in the guest (function(str)
                                   -> JSON-able), before it is cut
+    budget: SECONDS               how long the case may take (default
+                                  CASE_BUDGET); past it the watchdog reports
+                                  the case as hung, with the kernel and
+                                  Python stacks, and ends the batch
 
 Only the standard library is imported, so the guest's Python starts fast.
 """
@@ -496,9 +500,75 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+_emit_lock = threading.Lock()
+
+
 def _emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    with _emit_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+# A case that is still running after this long is hung, not slow: the
+# slowest case (100 load/unload cycles under TCG on a loaded host) takes
+# about 3 minutes. Without a watchdog one wedged case costs the whole guest
+# timeout and says nothing about where it stuck.
+CASE_BUDGET = 600.0
+HUNG_STATUS = 75
+
+
+def _blocked_tasks() -> list[dict[str, str]]:
+    """Every task in D state (or our own runner threads), with its kernel
+    stack: where a hang sits in the kernel."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/task/[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            comm = text[text.index("(") + 1:text.rindex(")")]
+            state = text[text.rindex(")") + 2]
+            if state != "D" and stat.parts[2] != str(os.getpid()):
+                continue
+            stack = (stat.parent / "stack").read_text(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        found.append({"task": f"{stat.parts[2]}/{stat.parts[4]} {comm} {state}",
+                      "stack": stack[-2000:]})
+    return found[:40]
+
+
+def hang_report(name: str, budget: float) -> dict[str, Any]:
+    """What the watchdog reports for a case that overran its budget."""
+    import faulthandler
+    with tempfile.TemporaryFile("w+") as f:
+        faulthandler.dump_traceback(file=f, all_threads=True)
+        f.seek(0)
+        py_stacks = f.read()[-6000:]
+    try:  # the kernel's own list of blocked tasks, into the log read below
+        Path("/proc/sysrq-trigger").write_text("w\n")
+    except OSError:
+        pass
+    return {"name": name, "rc": -1, "stdout": "", "hung": budget,
+            "stderr": f"batch watchdog: case {name!r} still running after {budget:.0f}s\n",
+            "python_stacks": py_stacks, "blocked_tasks": _blocked_tasks(),
+            "dmesg_tail": _dmesg()[-120:], "leftovers": leftovers(),
+            "kernel_trouble": [], "left_loaded": False, "bad_taint": bad_taint(_tainted())}
+
+
+def _watchdog(name: str, budget: float) -> threading.Timer:
+    def fire() -> None:
+        try:
+            report = hang_report(name, budget)
+        except Exception as e:  # noqa: BLE001 - the exit below must happen
+            report = {"name": name, "rc": -1, "hung": budget, "stdout": "",
+                      "stderr": f"batch watchdog: hang report failed: {e!r}\n"}
+        _emit(f"{CASE_MARK} {json.dumps(report)}")
+        # The main thread is stuck (often in a syscall); nothing after this
+        # case can be trusted to run, so the batch ends here.
+        os._exit(HUNG_STATUS)
+    t = threading.Timer(budget, fire)
+    t.daemon = True
+    t.start()
+    return t
 
 
 def main(argv: list[str]) -> int:
@@ -507,7 +577,9 @@ def main(argv: list[str]) -> int:
     results = []
     for c in plan:
         _emit(f"{CASE_MARK} starting {json.dumps(c['name'])}")
+        dog = _watchdog(c["name"], float(c.get("budget", CASE_BUDGET)))
         r = run_case(c)
+        dog.cancel()
         results.append(r)
         _emit(f"{CASE_MARK} {json.dumps(r)}")
     trouble = [l for l in _dmesg()[start_log:] if KERNEL_TROUBLE.search(l)]
@@ -533,8 +605,9 @@ def parse_results(stdout: str) -> list[dict[str, Any]]:
         if body.startswith("starting "):
             running = json.loads(body[len("starting "):])
         else:
-            done.append(json.loads(body))
-            running = None
+            r = json.loads(body)
+            done.append(r)
+            running = r["name"] if r.get("hung") else None
     if not done and running is None:
         raise ValueError("guest printed no batch results")
     return done + [{"name": BOOT, "complete": False, "died_in": running,

@@ -91,6 +91,7 @@ def run_in_guest(kernel: Kernel, command: str, timeout: float = 600, cpus: int =
             "--disable-kvm",       # no usable KVM here; TCG
             "--force-9p",          # virtiofsd is not needed/available
             "--disable-microvm",   # microvm lacks what script mode needs
+            "--verbose",           # the kernel console: a hang or panic says why
             "--cpus", str(cpus), "--memory", memory,
             "--rwdir", str(io),    # the only host path the guest may write
             "--exec", f"/bin/sh {shlex.quote(str(script))}",

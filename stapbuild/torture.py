@@ -607,6 +607,9 @@ class SuiteResult:
 
 def common_problems(r: dict) -> list[str]:
     p = []
+    if r.get("hung"):
+        tasks = [t["task"] for t in r.get("blocked_tasks", [])]
+        p.append(f"hung: still running after {r['hung']:.0f}s (tasks {tasks[:6]})")
     if r.get("left_loaded"):
         p.append("module left loaded")
     if r.get("kernel_trouble"):
@@ -619,7 +622,7 @@ def common_problems(r: dict) -> list[str]:
 
 
 def run_suite(series: str, cases: Optional[list[Case]] = None, fuzz: bool = True,
-              timeout: float = 3600) -> SuiteResult:
+              timeout: float = 1800) -> SuiteResult:
     """Build every case for one kernel, boot it once, run and check them all."""
     from stapbuild import batch, kernels
     release = kernels.resolve_release(series)

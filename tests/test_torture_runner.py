@@ -163,3 +163,29 @@ def test_module_matching_its_digest_is_loaded_from_the_checked_bytes(tmp_path, r
     assert seen["data"] == ko.read_bytes()
     assert b"ERROR: stop here" in err.getvalue()
     assert not list(rundir.glob("*.owner"))         # a failed load releases its claim
+
+
+def test_batch_watchdog_reports_a_hung_case_and_ends_the_batch(tmp_path):
+    """A case stuck in a syscall (here: opening a FIFO nobody writes, as a
+    module load stuck in the kernel would be) is reported as hung with the
+    Python stacks of the driver, and the batch ends instead of eating the
+    whole guest timeout; the case after it never starts."""
+    from stapbuild import batch
+    fifo = tmp_path / "stuck.ko"
+    os.mkfifo(fifo)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"name": "stuck", "ko": str(fifo), "budget": 1.0},
+                                {"name": "after", "ko": str(fifo)}]))
+    proc = subprocess.run([sys.executable, "-S", "-m", "stapbuild.batch", str(plan)],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == batch.HUNG_STATUS, proc.stderr
+    results = {r["name"]: r for r in batch.parse_results(proc.stdout)}
+    assert set(results) == {"stuck", batch.BOOT}
+    assert results["stuck"]["hung"] == 1.0
+    assert "module_name_of" in results["stuck"]["python_stacks"]
+    assert results[batch.BOOT]["died_in"] == "stuck"
+    assert not results[batch.BOOT]["complete"]
+    from stapbuild import torture
+    assert any(p.startswith("hung: still running after 1s")
+               for p in torture.common_problems(results["stuck"]))
