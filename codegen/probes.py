@@ -156,7 +156,11 @@ class ProbeResolver:
         if names[0] == "procfs":
             return [self._procfs(comps, body, origin)]
         if names[0] == "kernel" and len(comps) >= 2 and names[1] == "function":
+            if len(comps) >= 3 and names[2] in ("label", "callee", "callees"):
+                return self._kernel_function_inner(comps, body, origin)
             return self._kernel_function(comps, body, origin)
+        if names[0] == "kernel" and len(comps) >= 2 and names[1] == "statement":
+            return self._kernel_statement(comps, body, origin)
         if names[0] == "kernel" and len(comps) == 2 and names[1] == "trace":
             return self._kernel_trace(comps, body, origin)
         if names[0] == "process":
@@ -310,7 +314,7 @@ class ProbeResolver:
                             fn.loc, token=f"string '{pattern}'")
         func_pat, _, file_pat = pattern.partition("@")
         names = self.kernel.match_functions(func_pat)
-        base_file = file_pat.split(":")[0]
+        base_file = _split_lines(file_pat, fn)[0] if file_pat else ""
         if (len(names) > 1 and base_file.endswith(".c")
                 and hasattr(self.kernel, "functions_in_files")):
             # Functions defined in a .c file live in its CU: look only there.
@@ -319,6 +323,8 @@ class ProbeResolver:
             self.kernel.prefetch(names)
         out: list[DerivedProbe] = []
         why: list[str] = []
+        line_spec = _split_lines(file_pat, fn)[1] if file_pat else None
+        seen_lines: dict[int, int] = {}
         for name in names:
             info = self.kernel.function(name)
             if info is None:
@@ -332,9 +338,15 @@ class ProbeResolver:
                 raise StapError("semantic", f"kernel.function(\"{pattern}\"): @file needs "
                                 "DWARF (the -dbg package); BTF has no source locations",
                                 fn.loc, token=f"string '{pattern}'")
-            if file_pat and not fnmatch.fnmatchcase(info.get("decl_file") or "",
-                                                    file_pat.split(":")[0]):
+            if file_pat and not fnmatch.fnmatchcase(info.get("decl_file") or "", base_file):
                 continue
+            if line_spec is not None:
+                # stap: @file:N on a function only picks the functions that
+                # have line records for N; the probe stays at the entry.
+                lines = self._function_lines(info)
+                seen_lines.update(lines)
+                if not any(_line_wanted(ln, line_spec, info) for ln in lines):
+                    continue
             where = name if info.get("decl_file") is None else \
                 f"{name}@{info['decl_file']}:{info.get('decl_line') or 0}"
             pp = f'kernel.function("{where}")' + (".return" if is_return else ".call"
@@ -344,6 +356,8 @@ class ProbeResolver:
                                     {"symbol": name, "is_return": is_return,
                                      "maxactive": maxactive, "optional": origin.optional},
                                     function=info))
+        if not out and line_spec is not None and seen_lines:
+            raise _no_line_records(file_pat, line_spec, seen_lines, fn)
         if not out:
             because = f" ({'; '.join(why[:3])})" if why else ""
             raise StapError("semantic", f"no match for probe point kernel.function(\"{pattern}\")"
@@ -390,6 +404,198 @@ class ProbeResolver:
                              function=info)]
 
 
+    # -- issue 11: statements, labels, callees --------------------------------
+    def _dwarf_kernel(self, c: ast.Component, what: str, token: str) -> None:
+        if self.kernel is None or not hasattr(self.kernel, "index"):
+            raise StapError("semantic", f"{what} probes need the kernel's DWARF debug info "
+                            "(the -dbg package)", c.loc, token=token)
+
+    def _function_lines(self, info: dict) -> dict[int, int]:
+        """line -> first is_stmt address, for the lines of info's own file
+        inside its code (not before its declaration: those are other
+        functions of the same file inlined into it)."""
+        from codegen.debuginfo import statements
+        if info.get("cu_offset") is None or not info.get("size"):
+            return {}
+        lt = statements.line_table(self.kernel, info["cu_offset"])
+        lines = lt.function_lines(info["address"], info["address"] + info["size"],
+                                  info.get("decl_file"))
+        decl = info.get("decl_line") or 0
+        return {ln: a for ln, a in lines.items() if ln >= decl}
+
+    def _matching_functions(self, fn: ast.Component, pattern: str) -> list[dict]:
+        """FunctionInfo dicts of the probeable functions a "fn[@file...]"
+        pattern names (the line part is not applied here)."""
+        func_pat, _, file_pat = pattern.partition("@")
+        file_glob = _split_lines(file_pat, fn)[0] if file_pat else ""
+        names = self.kernel.match_functions(func_pat)
+        if len(names) > 1 and file_glob.endswith(".c") and \
+                hasattr(self.kernel, "functions_in_files"):
+            names = self.kernel.functions_in_files(names, file_glob)
+        if hasattr(self.kernel, "prefetch"):
+            self.kernel.prefetch(names)
+        out = []
+        for name in names:
+            info = self.kernel.function(name)
+            if info is None or not info.get("probeable", True) or info.get("decl_file") is None:
+                continue
+            if file_glob and not fnmatch.fnmatchcase(info["decl_file"], file_glob):
+                continue
+            out.append(info)
+        return out
+
+    def _statement_probe(self, pp: str, info: dict, addr: int, body: ast.Block,
+                         origin: ast.ProbePoint, fn: ast.Component,
+                         check_symbol: bool = True) -> DerivedProbe:
+        """A kprobe at addr inside info's function, registered as
+        symbol+offset (KASLR-proof), with the variables in scope at addr as
+        its target variables."""
+        from codegen.debuginfo import statements
+        name = info.get("symbol") or info["name"]
+        if check_symbol and self.kernel.symbol_count(name) > 1:
+            raise StapError("semantic", f"address {addr:#x} is in {name}, but the kernel has "
+                            f"{self.kernel.symbol_count(name)} functions of that name; a probe "
+                            "by symbol cannot tell them apart", fn.loc,
+                            token=f"identifier '{fn.name}'")
+        scoped = dict(info)
+        scoped["params"] = statements.scope_at(self.kernel, info, addr) \
+            if info.get("die_offset") is not None else []
+        scoped["statement_pc"] = addr
+        return DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
+                            {"symbol": name, "offset": addr - info["address"],
+                             "is_return": False, "maxactive": 0,
+                             "optional": origin.optional, "address": addr,
+                             "statement": True},
+                            function=scoped)
+
+    def _kernel_statement(self, comps: list[ast.Component], body: ast.Block,
+                          origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """kernel.statement(ADDR)[.absolute], kernel.statement("fn[@file[:N |
+        :N-M | :* | +N]]")[.nearest]."""
+        st = comps[1]
+        rest = comps[2:]
+        if isinstance(st.arg, ast.Number):
+            absolute = bool(rest) and rest[0].name == "absolute" and rest[0].arg is None
+            extra = rest[1:] if absolute else rest
+            if extra:
+                raise StapError("semantic", "probe point mismatch", extra[0].loc,
+                                token=f"identifier '{extra[0].name}'")
+            return [self._kernel_statement_at(st, st.arg.value, absolute, body, origin)]
+        pattern = _string_arg(st)
+        nearest = False
+        for c in rest:
+            if c.name == "nearest" and c.arg is None and not nearest:
+                nearest = True
+                continue
+            raise StapError("semantic", "probe point mismatch", c.loc,
+                            token=f"identifier '{c.name}'")
+        token = f"string '{pattern}'"
+        self._dwarf_kernel(st, "kernel.statement", token)
+        _, _, file_pat = pattern.partition("@")
+        spec = _split_lines(file_pat, st)[1] if file_pat else None
+        out: list[DerivedProbe] = []
+        seen: dict[int, int] = {}
+        for info in self._matching_functions(st, pattern):
+            name = info["name"]
+            if spec is None:
+                lines = {info.get("decl_line") or 0: info["address"]}
+                picked = list(lines.items())
+            else:
+                lines = self._function_lines(info)
+                seen.update(lines)
+                picked = [(ln, a) for ln, a in sorted(lines.items())
+                          if _line_wanted(ln, spec, info)]
+                if not picked and nearest and lines and spec[0] == "list":
+                    want = spec[1][0][0]
+                    ln = min(lines, key=lambda x: (abs(x - want), -x))
+                    picked = [(ln, lines[ln])]
+            for ln, addr in picked:
+                pp = f'kernel.statement("{name}@{info["decl_file"]}:{ln}")'
+                out.append(self._statement_probe(pp, info, addr, body, origin, st))
+        if not out and spec is not None and seen:
+            raise _no_line_records(file_pat, spec, seen, st)
+        if not out:
+            raise StapError("semantic", f"no match for probe point kernel.statement"
+                            f"(\"{pattern}\") in kernel {self.kernel.release}", st.loc,
+                            token=token)
+        return out
+
+    def _kernel_statement_at(self, st: ast.Component, addr: int, absolute: bool,
+                             body: ast.Block, origin: ast.ProbePoint) -> DerivedProbe:
+        """kernel.statement(ADDR): a kprobe at a link-time address that must
+        start a line-table row of its CU (.absolute: no such check)."""
+        from codegen.debuginfo import statements
+        addr &= 0xFFFFFFFFFFFFFFFF
+        token = f"number '{addr:#x}'"
+        self._dwarf_kernel(st, "kernel.statement(ADDRESS)", token)
+        hit = self.kernel.function_at(addr)
+        if hit is None:
+            raise StapError("semantic", f"no function contains address {addr:#x}"
+                            f" in kernel {self.kernel.release}", st.loc, token=token)
+        name, start, size = hit
+        info = self.kernel.function(name)
+        if info is None or info.get("address") != start:
+            info = {"name": name, "symbol": name, "address": start, "size": size,
+                    "decl_file": None, "decl_line": None, "return_type": None, "params": []}
+        if not absolute:
+            cu = self.kernel.index.cu_for_address(addr)
+            lt = statements.line_table(self.kernel, cu) if cu is not None else None
+            if lt is None or not lt.is_row_start(addr):
+                below, above = lt.nearest(addr, start, start + size) if lt is not None \
+                    else (None, None)
+                tries = [f"{a:#x}" for a in (below, above) if a is not None]
+                hint = f" (try {' or '.join(tries)})" if tries else ""
+                raise StapError("semantic", f"address {addr:#x} does not match the beginning "
+                                f"of a statement{hint}", st.loc, token=token)
+        pp = f"kernel.statement({addr:#x})" + (".absolute" if absolute else "")
+        return self._statement_probe(pp, info, addr, body, origin, st)
+
+    def _kernel_function_inner(self, comps: list[ast.Component], body: ast.Block,
+                               origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """kernel.function("f").label("L") and .callees / .callee("g")."""
+        from codegen.debuginfo import statements
+        fn, kind = comps[1], comps[2]
+        pattern = _string_arg(fn)
+        if len(comps) > 3:
+            raise StapError("semantic", "probe point mismatch", comps[3].loc,
+                            token=f"identifier '{comps[3].name}'")
+        if kind.name == "callees" and kind.arg is not None:
+            depth = _number_arg(kind, "callees")
+            if depth != 1:
+                raise StapError("semantic", "callees(N) with N > 1 is not supported; "
+                                "use .callees", kind.loc, token=f"identifier '{kind.name}'")
+        sub = _string_arg(kind) if kind.name in ("label", "callee") else "*"
+        self._dwarf_kernel(fn, f"kernel.function(...).{kind.name}", f"string '{pattern}'")
+        out: list[DerivedProbe] = []
+        for info in self._matching_functions(fn, pattern):
+            where = f"{info['name']}@{info['decl_file']}:{info.get('decl_line') or 0}"
+            if kind.name == "label":
+                for lb in statements.match_labels(statements.function_labels(self.kernel, info),
+                                                  sub):
+                    pp = f'kernel.function("{where}").label("{lb["name"]}")'
+                    out.append(self._statement_probe(pp, info, lb["addr"], body, origin, fn))
+                continue
+            for callee in statements.function_callees(self.kernel, info):
+                if not fnmatch.fnmatchcase(callee, sub):
+                    continue
+                cinfo = self.kernel.function(callee)
+                if cinfo is None or not cinfo.get("probeable", True):
+                    continue
+                cwhere = callee if cinfo.get("decl_file") is None else \
+                    f"{callee}@{cinfo['decl_file']}:{cinfo.get('decl_line') or 0}"
+                pp = f'kernel.function("{where}").callee("{cwhere}")'
+                out.append(DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
+                                        {"symbol": cinfo.get("symbol") or callee,
+                                         "is_return": False, "maxactive": 0,
+                                         "optional": origin.optional,
+                                         "caller": info.get("symbol") or info["name"]},
+                                        function=cinfo))
+        if not out:
+            raise StapError("semantic", "no match", kind.loc,
+                            token=f"identifier '{kind.name}'")
+        return out
+
+
 def _function_suffixes(suffixes: list[ast.Component]) -> tuple[bool, int]:
     """kernel.function(...)'s [.call | .return[.maxactive(N)]]: (is_return,
     maxactive, 0 when not given); anything else is a probe point mismatch."""
@@ -407,3 +613,60 @@ def _function_suffixes(suffixes: list[ast.Component]) -> tuple[bool, int]:
     maxactive = next((_number_arg(c, "maxactive") for c in suffixes
                       if c.name == "maxactive"), 0)
     return is_return, maxactive
+
+
+def _split_lines(file_pat: str, c: ast.Component) -> tuple[str, Optional[tuple]]:
+    """"fs/read_write.c:450-460" -> ("fs/read_write.c", spec) where spec is
+    ("all",), ("rel", N) for "+N" or ("list", [(lo, hi), ...]) for
+    "N", "N-M" and "a,b-c"; None when no line part is given."""
+    import re
+    m = re.match(r"^(?P<file>[^:+]*)(?:(?P<sep>[:+])(?P<lines>.*))?$", file_pat)
+    if m is None or m.group("sep") is None:
+        return file_pat, None
+    text = m.group("lines")
+    bad = StapError("semantic", f"invalid line specification '{m.group('sep')}{text}'", c.loc,
+                    token=f"string '{c.arg.value if isinstance(c.arg, ast.String) else ''}'")
+    if m.group("sep") == "+":
+        if not text.isdigit():
+            raise bad
+        return m.group("file"), ("rel", int(text))
+    if text == "*":
+        return m.group("file"), ("all",)
+    ranges = []
+    for part in text.split(","):
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise bad
+        a, b = int(lo), int(hi) if dash else int(lo)
+        if b < a:
+            raise bad
+        ranges.append((a, b))
+    return m.group("file"), ("list", ranges)
+
+
+def _line_wanted(line: int, spec: tuple, info: dict) -> bool:
+    if spec[0] == "all":
+        return True
+    if spec[0] == "rel":
+        return line == (info.get("decl_line") or 0) + spec[1]
+    return any(lo <= line <= hi for lo, hi in spec[1])
+
+
+def _no_line_records(file_pat: str, spec: tuple, seen: dict[int, int],
+                     c: ast.Component) -> StapError:
+    """stap's "no line records for FILE:N [man error::dwarf] (try :A or :B)"."""
+    from codegen.debuginfo.statements import near_lines
+    file_part = _split_lines(file_pat, c)[0]
+    if spec[0] == "list":
+        want = spec[1][0][0]
+        text = ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spec[1])
+        shown = f"{file_part}:{text}"
+    elif spec[0] == "rel":
+        want, shown = 0, f"{file_part}+{spec[1]}"
+    else:
+        want, shown = 0, f"{file_part}:*"
+    below, above = near_lines(seen, want)
+    tries = [f":{x}" for x in (below, above) if x is not None]
+    hint = f" (try {' or '.join(tries)})" if tries and spec[0] == "list" else ""
+    return StapError("semantic", f"no line records for {shown} [man error::dwarf]{hint}",
+                     c.loc, token=f"string '{c.arg.value if isinstance(c.arg, ast.String) else ''}'")

@@ -174,10 +174,10 @@ def param_base(p: dict, fn_name: str) -> tuple[dict, str]:
         return {"kind": "bpcfa", "offset": loc["offset"]}, "loc"
     if kind == "const":
         return {"kind": "const", "value": loc["value"]}, "val"
+    at = f"pc {loc['pc']:#x}" if "pc" in loc else "the function's entry"
     if kind in ("optimized_out",):
-        raise TargetError(f"'${p['name']}' of '{fn_name}' is optimized out at the "
-                          "function's entry")
-    raise TargetError(f"cannot locate '${p['name']}' at the entry of '{fn_name}' "
+        raise TargetError(f"'${p['name']}' of '{fn_name}' is optimized out at {at}")
+    raise TargetError(f"cannot locate '${p['name']}' at {at} in '{fn_name}' "
                       f"(location: {kind or 'unknown'})")
 
 
