@@ -9,6 +9,7 @@ tree, a JSON IR, a C file, a .ko.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import re
@@ -16,18 +17,22 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from codegen import ast
 from codegen.elaborate import IR_SCHEMA, elaborate
 from codegen.errors import StapError, StapErrors
 from codegen.kernel_facts import DwarfKernelFacts
-from codegen.link import closure, definitions
+from codegen.link import definitions
 from codegen.parser import parse_file
 from codegen.preprocess import PPContext
 from codegen.translate import translate
 from stapbuild import kbuild, kernels, store
+from stapbuild.library_index import linked
 from stapbuild.store import Artifact, key_of, project_root, sha256_bytes, sha256_file
+
+if TYPE_CHECKING:
+    from stapbuild.library_index import LibraryIndex
 
 C_SCHEMA = "stapbuild.c/1"
 KO_SCHEMA = "stapbuild.ko/1"
@@ -158,16 +163,17 @@ class ParseResult:
 
 def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext,
                   args: list[str], macros: Optional[dict] = None,
-                  macro_digests: Optional[dict[str, str]] = None) -> ast.File:
+                  macro_digests: Optional[dict[str, str]] = None,
+                  name: Optional[str] = None) -> ast.File:
     """Parse one file, caching tapset trees by content (they are reused by
-    every probe and kernel)."""
+    every probe and kernel); name: rel(path), when the caller knows it."""
     if not tapset:
         return parse_file(str(path), text, tapset=False, guru=guru, args=args, pp=pp,
                           library_macros=macros)
     # The tree records its file name in every location: same text at another
     # path is another tree.
     key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(),
-                 "text": sha256_bytes(text.encode()), "path": rel(path)}
+                 "text": sha256_bytes(text.encode()), "path": name or rel(path)}
     if macro_digests and "@" in text:
         key_parts["stpm"] = macro_digests   # a library macro may be expanded here
     if pp.systemtap_v != PPContext().systemtap_v:
@@ -178,7 +184,7 @@ def _parse_cached(path: Path, text: str, tapset: bool, guru: bool, pp: PPContext
     key = key_of(key_parts)
     hit = store.lookup("tapset-parse", key, "json")
     if hit is not None:
-        return ast.from_json(hit.read_json())
+        return ast.loads(hit.path.read_bytes())
     tree = parse_file(rel(path), text, tapset=True, pp=pp, library_macros=macros)
     store.put_json("tapset-parse", key, ast.to_json(tree))
     return tree
@@ -191,6 +197,89 @@ def tapset_library(pp: PPContext, extra_dirs: Optional[list[Path]] = None,
     for p in tapset_files(extra_dirs):
         lib[rel(p)] = _parse_cached(p, p.read_text(), True, False, pp, [], lib_macros, digests)
     return lib
+
+
+def _walk(root: Path) -> Optional[list[str]]:
+    """Every path below root, or None when the tree holds a symlink (then
+    only Path.resolve() names its files as rel() does)."""
+    out: list[str] = []
+    stack = [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.is_symlink():
+                    return None
+                out.append(e.path)
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+    return out
+
+
+def library_paths(extra_dirs: Optional[list[Path]] = None
+                  ) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The library's .stp and .stpm files as tapset_files() lists them,
+    each under its rel() name. One walk of the directories, and no
+    per-file resolve() (a third of a lazy pass 1 on a 500-file library)
+    unless a symlink makes it necessary."""
+    dirs = [tapset_dir().resolve()] + [Path(d).resolve() for d in extra_dirs or ()]
+    walks = [_walk(d) if d.is_dir() else [] for d in dirs]
+    if any(w is None for w in walks):
+        return ({rel(p): p for p in tapset_files(extra_dirs)},
+                {rel(p): p for p in tapset_files(extra_dirs, "*.stpm")})
+    root = str(project_root()) + os.sep
+    out: list[dict[str, Path]] = []
+    for suffix in (".stp", ".stpm"):
+        named: dict[str, Path] = {}
+        for w in walks:
+            for p in sorted(Path(x) for x in w if x.endswith(suffix)):
+                x = str(p)
+                named.setdefault(x[len(root):] if x.startswith(root) else x, p)
+        out.append(named)
+    return out[0], out[1]
+
+
+def library_index(extra_dirs: Optional[list[Path]] = None,
+                  paths: Optional[tuple[dict[str, Path], dict[str, Path]]] = None
+                  ) -> "LibraryIndex":
+    """The definitions index of the library (.stp and .stpm files), cached
+    in the store by the files' contents (stapbuild.library_index)."""
+    from stapbuild.library_index import load_or_build
+    stp, stpm = paths if paths is not None else library_paths(extra_dirs)
+    return load_or_build({**stp, **stpm})
+
+
+def lazy_library(users: list[ast.File], pp: PPContext, extra_dirs: Optional[list[Path]],
+                 macros: tuple[dict, dict[str, str]], refs: Optional[dict] = None
+                 ) -> tuple[dict[str, ast.File], str]:
+    """The library files the user files may link, parsed (or loaded from the
+    tree cache), and the library's catalogue digest. Only files the index
+    says may define a name the script (or a file it pulls in) refers to are
+    read: closure() over them equals closure() over the whole library.
+    refs: a memo of each tree's references, shared with linked()."""
+    from stapbuild.library_index import select_library
+    paths = library_paths(extra_dirs)
+    index = library_index(extra_dirs, paths)
+    lib_macros, digests = macros
+
+    def load(name: str) -> ast.File:
+        p = paths[0][name]
+        return _parse_cached(p, p.read_text(), True, False, pp, [], lib_macros, digests, name)
+
+    # Trees hold no cycles; the collector would only rescan the growing heap
+    # while hundreds of them load (a fifth of the time for syscall.*).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return select_library(users, index, load, refs), index.catalogue
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def library_catalogue(extra_dirs: Optional[list[Path]] = None) -> str:
+    """The catalogue digest parse_pass records (see ParseUpToDate in
+    stapbuild.tasks): what each library file may define, from the index."""
+    return library_index(extra_dirs).catalogue
 
 
 def catalogue_digest(lib: dict[str, ast.File]) -> str:
@@ -224,20 +313,22 @@ def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext],
     user = parse_file(display, text, guru=guru, args=args, pp=pp, library_macros=lib_macros)
     users = [user] + [parse_file(n, t, guru=guru, args=args, pp=pp, library_macros=lib_macros)
                       for n, t in extra]
-    lib = tapset_library(pp, tapset_dirs, (lib_macros, macro_digests))
-    used = closure(users, lib)
+    refs: dict = {}
+    lib, catalogue = lazy_library(users, pp, tapset_dirs, (lib_macros, macro_digests), refs)
+    used = linked(users, lib, refs)
     inputs = {rel(script) if script else "<input>": sha256_bytes(text.encode())}
     inputs.update(macro_digests)
     for n, t in extra:
         inputs[n] = sha256_bytes(t.encode())
+    root = project_root()
     for u in used:
-        inputs[u] = sha256_file(project_root() / u)
+        inputs[u] = sha256_file(root / u)
     key_parts = {"schema": ast.PARSE_TREE_SCHEMA, "compiler": compiler_id(), "inputs": inputs,
                  "display": display, "guru": guru, "args": args}
     if compatible is not None:
         key_parts["compatible"] = compatible
     if "%(" in text or any("%(" in t for _, t in extra) or \
-            any("%(" in (project_root() / u).read_text() for u in used):
+            any("%(" in (root / u).read_text() for u in used):
         key_parts["pp"] = [pp.kernel_release, pp.arch,
                            sha256_bytes(json.dumps(pp.config, sort_keys=True).encode())]
     # Two keys: the input key finds a previous result without parsing; the
@@ -253,7 +344,7 @@ def parse_pass(script: Optional[Path], text: str, kctx: Optional[KernelContext],
                "tapsets": [ast.to_json(lib[u]) for u in used]}
         hit = store.put_json_by_content("parse", doc)
         store.memo_put("parse", in_key, hit.key)
-    return ParseResult(hit, inputs, catalogue_digest(lib), len(users), len(used), cached)
+    return ParseResult(hit, inputs, catalogue, len(users), len(used), cached)
 
 
 def load_parse_tree(art: Artifact) -> list[ast.File]:

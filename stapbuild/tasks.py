@@ -223,9 +223,10 @@ _CATALOGUES: dict[str, str] = {}
 
 
 def _current_catalogue(release: str, remote: bool = False) -> str:
+    # From the library index (both branches of every conditional), as
+    # parse_pass records it: the same for every kernel.
     if release not in _CATALOGUES:
-        kctx = _kctx(release, remote)
-        _CATALOGUES[release] = passes.catalogue_digest(passes.tapset_library(kctx.pp_context()))
+        _CATALOGUES[release] = passes.library_catalogue()
     return _CATALOGUES[release]
 
 
