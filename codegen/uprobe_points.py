@@ -143,13 +143,9 @@ def _lifecycle(head: ast.Component, rest: list[ast.Component], body: ast.Block,
         kind = ".".join(names)
     else:
         raise _mismatch(rest[-1] if rest[0].name == "thread" else rest[1])
-    exe = None
-    if head.arg is not None:
-        exe = _exe_path(head)
-        if kind not in ("begin", "end", "syscall", "syscall.return"):
-            raise StapError("semantic", f"process(\"PATH\").{kind} is not supported yet "
-                            f"(use process.{kind} and test execname() or pid())",
-                            rest[0].loc, token=f"identifier '{rest[0].name}'")
+    # With a PATH every kind fires only in processes running it: the
+    # runtime compares the current mm's exe inode (runtime_c/stp_uprobes.h).
+    exe = _exe_path(head) if head.arg is not None else None
     pp = (f'process("{exe}")' if exe else "process") + f".{kind}"
     return DerivedProbe("procevent", pp, body, origin.loc, {"kind": kind, "exe": exe})
 

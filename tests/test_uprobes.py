@@ -217,7 +217,7 @@ probe process("{demo}").library("libc.so.6").function("mallo[c]") {{ println(ulo
     ('process("@BIN@").funktion("add")', "probe point mismatch"),
     ('process("@BIN@").function("add").retrun', "probe point mismatch"),
     ('process(123).function("add")', r"process\(PID\) probes are not supported"),
-    ('process("@BIN@").thread.end', r'process\("PATH"\)\.thread\.end is not supported yet'),
+    ('process("@BIN@").thread.end.now', "probe point mismatch"),
     ('process.syscall.entry', "probe point mismatch"),
     ('process.begin.thread', "probe point mismatch"),
     ('process.thread.middle', "probe point mismatch"),
@@ -302,6 +302,7 @@ def test_lifecycle_probes(kctx, demo):
 probe process.begin, process.thread.begin, process.end, process.thread.end {{ println(pid()) }}
 probe process("{demo}").begin {{ println(pid()) }}
 probe process("{demo}").end {{ println(pid()) }}
+probe process("{demo}").thread.begin, process("{demo}").thread.end {{ println(tid()) }}
 ''')
     got = [(p["pp"], p["family"], p["params"]) for p in ir["probes"]]
     assert got == [
@@ -311,12 +312,17 @@ probe process("{demo}").end {{ println(pid()) }}
         ("process.thread.end", "procevent", {"kind": "thread.end", "exe": None}),
         (f'process("{demo}").begin', "procevent", {"kind": "begin", "exe": str(demo)}),
         (f'process("{demo}").end', "procevent", {"kind": "end", "exe": str(demo)}),
+        (f'process("{demo}").thread.begin', "procevent",
+         {"kind": "thread.begin", "exe": str(demo)}),
+        (f'process("{demo}").thread.end', "procevent", {"kind": "thread.end", "exe": str(demo)}),
     ]
     c = translate(ir, "stap_t")
     assert "static struct stp_proc_desc stpg_procs[]" in c
     assert c.count(".kind = STP_PROC_BEGIN") == 2 and "STP_PROC_THREAD_END" in c
     assert c.count(".kind = STP_PROC_END") == 2
     assert f'.exe_path = "{demo}", .kind = STP_PROC_END' in c
+    assert f'.exe_path = "{demo}", .kind = STP_PROC_THREAD_BEGIN' in c
+    assert f'.exe_path = "{demo}", .kind = STP_PROC_THREAD_END' in c
 
 
 def test_rebuilt_program_is_elaborated_again(kctx, tmp_path):

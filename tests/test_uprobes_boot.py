@@ -132,9 +132,12 @@ probe end {
 '''
 
 THREADS = r'''
-global tb, te, pb, pe, nb, ne, both
+global tb, te, pb, pe, nb, ne, both, ptb, pte
 probe process.thread.begin { if (pid() == target()) tb[tid()] = 1 }
 probe process.thread.end { if (pid() == target()) te[tid()] = 1 }
+# By path: no pid test; only the threads of processes running @BIN@
+probe process("@BIN@").thread.begin { ptb[tid()] = pid() }
+probe process("@BIN@").thread.end { pte[tid()] = pid() }
 probe process.begin { if (pid() == target()) pb++ }
 probe process.end { if (pid() == target()) pe++ }
 probe end {
@@ -146,6 +149,14 @@ probe end {
 		ne++
 	printf("threads begun=%d ended=%d both=%d; process begin=%d end=%d\n",
 	       nb, ne, both, pb, pe)
+	nb = ne = both = 0
+	foreach (t in ptb) {
+		nb++
+		both += ptb[t] == target() && t in te
+	}
+	foreach (t in pte)
+		ne += pte[t] == target()
+	printf("by path: threads begun=%d ended=%d of the target=%d\n", nb, ne, both)
 }
 '''
 
@@ -285,6 +296,9 @@ def test_thread_begin_and_end(results):
     # three threads begin and end in the target; the process itself began
     # before the session watched it (exec, not fork) and ends once
     assert "threads begun=3 ended=3 both=3; process begin=0 end=1" in out, out
+    # process("PATH").thread.*: the same three threads, and nothing else
+    # (the shell and the runner run other executables)
+    assert "by path: threads begun=3 ended=3 of the target=3" in out, out
 
 
 @pytest.mark.boot
