@@ -4,7 +4,12 @@ uprobes, resolved against the binary's ELF symbols and DWARF.
     process("PATH").function("PATTERN")[.call|.return]
     process("PATH").library("LIB").function("PATTERN")[.call|.return]
 
+    process(PID)...                 the same forms for one running process
+
 PATH without a slash is searched in $PATH, as a shell (and stap) does.
+process(PID) finds the program through /proc/PID/exe when the script is
+translated (the process must exist then, as in SystemTap), and its probes
+fire only in that process (its thread group).
 LIB is an absolute path, or a name matched against the binary's DT_NEEDED
 entries ("libc", "libc.so.6", "libc.so*") and found where the dynamic
 linker would find it.  Library probes only fire in processes that run
@@ -71,6 +76,9 @@ def stale_user_binaries(ir: dict) -> list[str]:
     stale = []
     for p in ir.get("probes", []):
         params = p.get("params") or {}
+        pid_exe = params.get("pid_exe")
+        if pid_exe and pid_program(params["pid"]) != pid_exe and pid_exe not in stale:
+            stale.append(pid_exe)   # the PID is gone, or now runs another program
         if p.get("family") != "uprobe" or "digest" not in params:
             continue
         try:
@@ -86,13 +94,25 @@ def user_binary_digests(ir: dict) -> dict[str, str]:
     """The current sha256 of every file the IR's uprobes are in."""
     out: dict[str, str] = {}
     for p in ir.get("probes", []):
-        path = (p.get("params") or {}).get("path")
+        params = p.get("params") or {}
+        if params.get("pid_exe"):
+            out[f"pid {params['pid']}"] = pid_program(params["pid"]) or "no such process"
+        path = params.get("path")
         if p.get("family") == "uprobe" and path and path not in out:
             try:
                 out[path] = file_digest(path)
             except OSError:
                 out[path] = "missing"
     return out
+
+
+def pid_program(pid: int) -> Optional[str]:
+    """The program process `pid` runs now (None: no such process)."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    return exe[:-len(" (deleted)")] if exe.endswith(" (deleted)") else exe
 
 
 def _exe_path(head: ast.Component) -> str:
@@ -102,8 +122,13 @@ def _exe_path(head: ast.Component) -> str:
                         "process(\"PATH\").function(...)", head.loc,
                         token=f"identifier '{head.name}'")
     if isinstance(head.arg, ast.Number):
-        raise StapError("semantic", "process(PID) probes are not supported; use "
-                        "process(\"PATH\")", head.loc, token=f"number '{head.arg.value}'")
+        pid = head.arg.value
+        exe = pid_program(pid) if pid > 0 else None
+        if exe is None or not os.path.isfile(exe):
+            raise StapError("semantic", f"cannot find executable of process {pid}: "
+                            "no such process (process(PID) needs it running at translation)",
+                            head.loc, token=f"number '{pid}'")
+        return os.path.realpath(exe)
     name = _string(head, "process")
     found = find_executable(name)
     if found is None or not os.path.isfile(found):
@@ -120,10 +145,29 @@ def resolve_process(comps: list[ast.Component], body: ast.Block,
         raise _mismatch(head)
     if rest[0].name in ("library", "function", "provider", "mark", "plt"):
         exe = _exe_path(head)
-        return _functions(exe, head, rest, body, origin)
+        return _for_pid(head, exe, _functions(exe, head, rest, body, origin))
     if rest[0].name in ("begin", "end", "thread", "syscall"):
-        return [_lifecycle(head, rest, body, origin)]
+        return _for_pid(head, None, [_lifecycle(head, rest, body, origin)])
     raise _mismatch(rest[0])
+
+
+def _for_pid(head: ast.Component, exe: Optional[str], probes: list) -> list:  # type: ignore[type-arg]
+    """process(PID): the probes of its program, only in that process, and
+    named process(PID) in pp() as SystemTap names them."""
+    if not isinstance(head.arg, ast.Number):
+        return probes
+    pid = head.arg.value
+    if pid <= 0:
+        raise StapError("semantic", f"process({pid}): a process ID is a positive number",
+                        head.loc, token=f"number '{pid}'")
+    prefix = f'process("{exe}")' if exe else "process"
+    for p in probes:
+        p.params["pid"] = pid
+        if exe:
+            p.params["pid_exe"] = exe     # re-elaborate if the PID runs another program
+        if p.pp.startswith(prefix):
+            p.pp = f"process({pid})" + p.pp[len(prefix):]
+    return probes
 
 
 def _lifecycle(head: ast.Component, rest: list[ast.Component], body: ast.Block,
@@ -145,7 +189,8 @@ def _lifecycle(head: ast.Component, rest: list[ast.Component], body: ast.Block,
         raise _mismatch(rest[-1] if rest[0].name == "thread" else rest[1])
     # With a PATH every kind fires only in processes running it: the
     # runtime compares the current mm's exe inode (runtime_c/stp_uprobes.h).
-    exe = _exe_path(head) if head.arg is not None else None
+    # A PID needs no program here: the runtime compares the thread group.
+    exe = _exe_path(head) if isinstance(head.arg, ast.String) else None
     pp = (f'process("{exe}")' if exe else "process") + f".{kind}"
     return DerivedProbe("procevent", pp, body, origin.loc, {"kind": kind, "exe": exe})
 

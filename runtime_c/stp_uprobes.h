@@ -44,6 +44,7 @@ struct stp_uprobe_desc {
 	loff_t ref_ctr_offset;		/* SDT semaphore, 0 = none */
 	/* Only fire in processes running this executable (NULL = any). */
 	const char *exe_path;
+	pid_t pid;			/* process(PID): only its threads, 0 = any */
 	bool is_return;
 	bool optional;
 	/*
@@ -173,12 +174,20 @@ static bool stp_current_exe_is(const struct inode *want)
 	return ok;
 }
 
+/* process(PID) and process("PATH") filters together (0/NULL: any). */
+static bool stp_current_is(const struct inode *want, pid_t pid)
+{
+	if (pid && task_tgid_nr(current) != pid)
+		return false;
+	return stp_current_exe_is(want);
+}
+
 static int stp_uprobe_handler(struct uprobe_consumer *uc, struct pt_regs *regs)
 {
 	struct stp_uprobe_desc *d = container_of(uc, struct stp_uprobe_desc, uc);
 	struct stp_context *c;
 
-	if (!stp_current_exe_is(d->exe_inode))
+	if (!stp_current_is(d->exe_inode, d->pid))
 		return 0;
 	c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, regs);
 	if (!c)
@@ -310,7 +319,7 @@ static int stp_uentry_handler(struct uprobe_consumer *uc, struct pt_regs *regs)
 	void *buf;
 	bool failed;
 
-	if (!stp_current_exe_is(d->exe_inode))
+	if (!stp_current_is(d->exe_inode, d->pid))
 		return 0;
 	c = stp_probe_enter(d->entry, STP_SESSION_RUNNING, regs);
 	if (!c) {
@@ -338,7 +347,7 @@ static int stp_uretprobe_handler(struct uprobe_consumer *uc,
 
 	if (!d->entry)
 		return stp_uprobe_handler(uc, regs);
-	if (!stp_current_exe_is(d->exe_inode))
+	if (!stp_current_is(d->exe_inode, d->pid))
 		return 0;
 	c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, regs);
 	buf = c ? this_cpu_ptr(stp_uentry_scratch) : NULL;
@@ -597,6 +606,7 @@ static __maybe_unused long stp_syscall_ret(void)
 struct stp_proc_desc {
 	const struct stp_probe_desc *probe;
 	const char *exe_path;		/* process("PATH").begin, else NULL */
+	pid_t pid;			/* process(PID).begin, else 0 */
 	int kind;
 	/* runtime-owned */
 	struct inode *exe_inode;
@@ -636,7 +646,7 @@ static void stp_proc_fire_regs(int kind, int hook, struct pt_regs *regs,
 		if (hook != STP_HOOK_ANY ? !d->exe_inode :
 		    kind == STP_PROC_END && d->exe_inode)
 			continue;
-		if (!stp_current_exe_is(d->exe_inode))
+		if (!stp_current_is(d->exe_inode, d->pid))
 			continue;
 		c = stp_probe_enter(d->probe, STP_SESSION_RUNNING, regs);
 		if (!c)

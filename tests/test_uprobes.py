@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -216,7 +217,9 @@ probe process("{demo}").library("libc.so.6").function("mallo[c]") {{ println(ulo
      r"cannot find library 'libnothere' for .* \(DT_NEEDED: libc.so.6\)"),
     ('process("@BIN@").funktion("add")', "probe point mismatch"),
     ('process("@BIN@").function("add").retrun', "probe point mismatch"),
-    ('process(123).function("add")', r"process\(PID\) probes are not supported"),
+    ('process(999999999).function("add")',
+     r"cannot find executable of process 999999999: no such process"),
+    ('process(-3).begin', r"process\(-3\): a process ID is a positive number"),
     ('process("@BIN@").thread.end.now', "probe point mismatch"),
     ('process.syscall.entry', "probe point mismatch"),
     ('process.begin.thread', "probe point mismatch"),
@@ -320,9 +323,9 @@ probe process("{demo}").thread.begin, process("{demo}").thread.end {{ println(ti
     assert "static struct stp_proc_desc stpg_procs[]" in c
     assert c.count(".kind = STP_PROC_BEGIN") == 2 and "STP_PROC_THREAD_END" in c
     assert c.count(".kind = STP_PROC_END") == 2
-    assert f'.exe_path = "{demo}", .kind = STP_PROC_END' in c
-    assert f'.exe_path = "{demo}", .kind = STP_PROC_THREAD_BEGIN' in c
-    assert f'.exe_path = "{demo}", .kind = STP_PROC_THREAD_END' in c
+    assert f'.exe_path = "{demo}", .pid = 0, .kind = STP_PROC_END' in c
+    assert f'.exe_path = "{demo}", .pid = 0, .kind = STP_PROC_THREAD_BEGIN' in c
+    assert f'.exe_path = "{demo}", .pid = 0, .kind = STP_PROC_THREAD_END' in c
 
 
 def test_rebuilt_program_is_elaborated_again(kctx, tmp_path):
@@ -468,3 +471,63 @@ probe process("{demo}").syscall.return {{ println($return) }}
     assert "unable to find local 'return' in process.syscall" in err and "^" in err, err
     err = error(kctx, 'probe process.syscall { println($arg7) }')
     assert "alternatives: $syscall $arg1" in err, err
+
+
+PID_SRC = ROOT / "tests" / "c" / "uprobe_pid.c"
+
+
+@pytest.fixture
+def paused(tmp_path):
+    """A running program with DWARF, waiting in pause(): what process(PID)
+    names at translation."""
+    binary = tmp_path / "uprobe_pid"
+    subprocess.run(["gcc", "-g", "-o", str(binary), str(PID_SRC)], check=True)
+    proc = subprocess.Popen([str(binary), "pause"])
+    try:
+        for _ in range(200):     # until the exec is done
+            if os.path.realpath(f"/proc/{proc.pid}/exe") == str(binary.resolve()):
+                break
+            time.sleep(0.01)
+        yield proc.pid, binary.resolve()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_process_pid_probes(kctx, paused):
+    """process(PID): the program through /proc/PID/exe, probes filtered to
+    that process, and pp() in SystemTap's process(PID) spelling."""
+    pid, binary = paused
+    ir = elaborate(kctx, f'''
+probe process({pid}).function("add") {{ println(pid()) }}
+probe process({pid}).end, process({pid}).syscall {{ println(pid()) }}
+''')
+    got = [(p["pp"], p["family"], p["params"].get("pid"), p["params"].get("path"))
+           for p in ir["probes"]]
+    assert got[0][0].startswith(f'process({pid}).function("add@') and got[0][1:] == (
+        "uprobe", pid, str(binary)), got
+    assert got[1:] == [(f"process({pid}).end", "procevent", pid, None),
+                       (f"process({pid}).syscall", "procevent", pid, None)], got
+    assert ir["probes"][0]["params"]["pid_exe"] == str(binary)
+    c = translate(ir, "stap_t")
+    assert f".pid = {pid}, .is_return = false" in c
+    assert c.count(f".pid = {pid}, .kind = ") == 2
+
+
+def test_process_pid_reelaborates_when_the_pid_is_gone(kctx, paused, tmp_path):
+    """A cached IR for process(PID) is only good while PID runs the same
+    program: once it is gone, pass 2 runs again and says so."""
+    pid, _ = paused
+    text = f'probe process({pid}).function("add") {{ println(pid()) }}'
+    elaborate(kctx, text)
+    os.kill(pid, 9)
+    for _ in range(200):
+        if not os.path.exists(f"/proc/{pid}/exe") or not os.readlink(f"/proc/{pid}/exe"):
+            break
+        time.sleep(0.01)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    out = error(kctx, text)
+    assert f"cannot find executable of process {pid}: no such process" in out, out

@@ -8,7 +8,9 @@ runs it.
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from tests.bootlib import ROOT, build_module, case, ok, resolve, run_batch
 
 DEMO_SRC = ROOT / "tests" / "c" / "uprobe_demo.c"
 THREADS_SRC = ROOT / "tests" / "c" / "uprobe_threads.c"
+PID_SRC = ROOT / "tests" / "c" / "uprobe_pid.c"
 SDT_SRC = ROOT / "tests" / "c" / "uprobe_sdt.c"
 
 FUNC = r'''
@@ -160,6 +163,29 @@ probe end {
 }
 '''
 
+# process(PID): @PID@ is a host process running @BIN@ when the script is
+# translated; in the guest the workload makes a run of @BIN@ get that PID
+# (through ns_last_pid) after a run with another PID, which must not fire.
+PID = r'''
+global hits, others
+probe process(@PID@).function("add") {
+	if (pid() == @PID@) hits++
+	else others++
+}
+probe process(@PID@).end { printf("end of %d\n", pid()) }
+probe end { printf("pid hits=%d others=%d\n", hits, others) }
+'''
+
+
+def pid_workload(binary: Path, pid: int) -> str:
+    """Run `binary 5` under some PID, then `binary 3` as PID `pid`: the
+    guest is quiet, so after ns_last_pid = pid - 1 the next fork gets it
+    (a few tries, in case a kernel thread took it)."""
+    return (f"echo 4194304 > /proc/sys/kernel/pid_max; {binary} 5; "
+            f"for i in 1 2 3 4 5 6 7 8; do echo {pid - 1} > /proc/sys/kernel/ns_last_pid; "
+            f"{binary} 3 & p=$!; wait $p; [ $p = {pid} ] && break; done")
+
+
 SDT = r'''
 probe process("@BIN@").mark("tick") {
 	printf("%s:%s i=%d sq=%d name=%s parms=%s\n", $$provider, $$name, $arg1, $arg2,
@@ -200,6 +226,17 @@ def results(request, tmp_path_factory):
     # test does.
     kos["threads"] = build_module(_script(tmp, "threads", THREADS, threads), release,
                                   defines=("MAXTRYLOCK=100000",))
+    pidbin = tmp / "uprobe_pid"
+    subprocess.run(["gcc", "-g", "-o", str(pidbin), str(PID_SRC)], check=True, cwd=ROOT)
+    paused = subprocess.Popen([str(pidbin), "pause"])
+    try:
+        while os.path.realpath(f"/proc/{paused.pid}/exe") != str(pidbin.resolve()):
+            time.sleep(0.01)
+        kos["pid"] = build_module(_script(tmp, "pid", PID.replace("@PID@", str(paused.pid)),
+                                          pidbin), release)
+    finally:
+        paused.kill()
+        paused.wait()
     # USDT: -O2 passes the arguments in registers, -O0 in frame slots
     # ("-4@-12(%rbp)"), so both operand forms are read.
     sdt = {}
@@ -217,6 +254,7 @@ def results(request, tmp_path_factory):
         case("lifecycle", kos["lifecycle"], workload=f"exec {demo} 2"),
         case("syscall", kos["syscall"], workload=f"exec {demo} 2 >/dev/null"),
         case("threads", kos["threads"], workload=f"exec {threads} 3 >/dev/null"),
+        case("pid", kos["pid"], workload=pid_workload(pidbin, paused.pid)),
         case("sdt_O2", kos["sdt_O2"], workload=f"{sdt['O2']} 3"),
         case("sdt_O0", kos["sdt_O0"], workload=f"{sdt['O0']} 3"),
     ]
@@ -299,6 +337,16 @@ def test_thread_begin_and_end(results):
     # process("PATH").thread.*: the same three threads, and nothing else
     # (the shell and the runner run other executables)
     assert "by path: threads begun=3 ended=3 of the target=3" in out, out
+
+
+@pytest.mark.boot
+def test_process_pid_fires_only_in_that_process(results):
+    _, res = results
+    out = ok(res["pid"])["stdout"]
+    # three add() calls in the run with the PID, none from the other run;
+    # its end once
+    assert "pid hits=3 others=0" in out, out
+    assert out.count("end of ") == 1, out
 
 
 @pytest.mark.boot
