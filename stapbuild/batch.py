@@ -517,6 +517,18 @@ CASE_BUDGET = 600.0
 HUNG_STATUS = 75
 
 
+POWEROFF_ENV = "STAPBUILD_BATCH_POWEROFF_ON_HANG"
+
+
+def _in_virtme_guest() -> bool:
+    """Only a virtme-ng guest may be powered off by the watchdog, never a
+    host that runs the batch driver by hand."""
+    try:
+        return "virtme" in Path("/proc/cmdline").read_text()
+    except OSError:
+        return False
+
+
 def _blocked_tasks() -> list[dict[str, str]]:
     """Every task in D state (or our own runner threads), with its kernel
     stack: where a hang sits in the kernel."""
@@ -563,7 +575,18 @@ def _watchdog(name: str, budget: float) -> threading.Timer:
                       "stderr": f"batch watchdog: hang report failed: {e!r}\n"}
         _emit(f"{CASE_MARK} {json.dumps(report)}")
         # The main thread is stuck (often in a syscall); nothing after this
-        # case can be trusted to run, so the batch ends here.
+        # case can be trusted to run, so the batch ends here. A task stuck
+        # in the kernel cannot exit, and the guest would sit until the
+        # host's timeout: in a guest, power it off once the report is out.
+        if os.environ.get(POWEROFF_ENV) == "1" and _in_virtme_guest():
+            try:
+                os.fsync(sys.stdout.fileno())
+            except OSError:
+                pass
+            try:
+                Path("/proc/sysrq-trigger").write_text("o\n")
+            except OSError:
+                pass
         os._exit(HUNG_STATUS)
     t = threading.Timer(budget, fire)
     t.daemon = True
@@ -636,7 +659,8 @@ def run_cases(release: str, cases: list[dict[str, Any]],
         json.dump([{**c, "ko": str(c["ko"])} for c in cases], f)
         plan = Path(f.name)
     try:
-        cmd = shlex.join([sys.executable, "-S", "-m", "stapbuild.batch", str(plan)])
+        cmd = f"{POWEROFF_ENV}=1 " + shlex.join([sys.executable, "-S", "-m", "stapbuild.batch",
+                                                 str(plan)])
         res = guest.run_in_guest(k, cmd, timeout=timeout, kernel_args=kernel_args)
     finally:
         plan.unlink()

@@ -49,3 +49,29 @@ def test_whole_boot_clean(suite):
     module, /proc entry or kprobe left, every case reported."""
     assert suite.problems[batch.BOOT] == [], _report(suite, batch.BOOT)
     assert suite.splats == 0
+
+
+@pytest.mark.boot
+def test_a_hung_case_is_reported_and_the_guest_powers_off(tmp_path):
+    """The batch watchdog in a real guest: a case that overruns its budget
+    (here a workload that outlasts it) is reported as hung with the driver's
+    stacks, the cases after it do not run, and the guest powers itself off
+    instead of waiting for the host's timeout."""
+    from tests.bootlib import build_module, resolve
+    release = resolve("6.1")
+    script = tmp_path / "idle.stp"
+    script.write_text("global n\nprobe timer.ms(100) { n++ }\n")
+    ko = build_module(script, release)
+    res = batch.run_cases(release, [
+        {"name": "overrun", "ko": ko, "workload": "sleep 600", "budget": 5},
+        {"name": "after", "ko": ko, "duration": 0.1},
+    ], timeout=900)
+    r = res["overrun"]
+    assert r.get("hung") == 5, r
+    assert "_stop_workload" in r["python_stacks"] or "run" in r["python_stacks"], r
+    assert "after" not in res
+    boot = res[batch.BOOT]
+    assert boot["died_in"] == "overrun" and not boot["complete"], boot
+    assert "timed out" not in boot.get("guest_stderr", ""), boot
+    # powered off by the watchdog (a task stuck in the kernel could not exit)
+    assert "sysrq: Power Off" in boot.get("console", ""), boot.get("console", "")[-2000:]
