@@ -73,6 +73,10 @@ class _Scan:
     def __init__(self, text: str) -> None:
         self.keys, self.toks, _ = scan(Source("<library-index>", text), [],
                                        private_keyword=True)
+        # More EOFs: a step or two past the end (a cut-off file) reads EOF
+        # again instead of running off the list.
+        self.keys += [EOF] * 4
+        self.toks += [self.toks[-1]] * 4
         self.i = 0
         self.depth = 0                      # brace depth of probe/function bodies
         self.conds: list[int] = []          # body depth at each open %(
@@ -444,7 +448,10 @@ def build_index(texts: dict[str, str]) -> LibraryIndex:
     structural: set[str] = set()
     stpm: list[FileEntry] = []
     for name, text in sorted(texts.items()):
-        e = scan_file(text)
+        try:
+            e = scan_file(text)
+        except Exception as exc:  # noqa: BLE001 - a scanner bug must not break pass 1
+            e = FileEntry(opaque=f"scan failed: {type(exc).__name__}")
         if name.endswith(".stpm"):
             stpm.append(e)
             structural.update(e.structural_macros)

@@ -369,3 +369,22 @@ def test_parse_task_catalogue_matches_what_parse_pass_records():
     tasks._CATALOGUES.clear()
     r = passes.parse_pass(PROBES[0], PROBES[0].read_text(), None)
     assert r.catalogue == tasks._current_catalogue("any")
+
+
+def test_scan_never_raises_on_broken_text():
+    """A cut-off or garbled library file makes the scan say opaque (or
+    index less of a file that cannot parse anyway), never raise."""
+    import random
+    texts = [p.read_text() for p in TAPSETS[:8]]
+    texts += ["probe a(", "function", "@define", "%( x", "probe a = b (", "@define x %(",
+              "probe a.{b", "}", "%)", "%:", "%?", "private", "global a[", "probe a =",
+              "function f(a:long) %{", "probe x.y = a { %( b %? } %) "]
+    rnd = random.Random(3)
+    pieces = ["probe", "function", "global", "private", "@define", "@m", "%(", "%?", "%:",
+              "%)", "{", "}", "(", ")", "=", "+=", ",", ".", "a", "b.c", '"s"', "%{ x %}",
+              "if", "?", "!", "*", "->", ";", "1", "#c\n", "/*", "$1", "\\"]
+    for _ in range(2000):
+        texts.append(" ".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 25))))
+    for text in texts:
+        for cut in {len(text), len(text) // 2, len(text) // 3, 7}:
+            scan_file(text[:cut])
