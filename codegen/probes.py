@@ -566,6 +566,9 @@ class ProbeResolver:
                                 "use .callees", kind.loc, token=f"identifier '{kind.name}'")
         sub = _string_arg(kind) if kind.name in ("label", "callee") else "*"
         self._dwarf_kernel(fn, f"kernel.function(...).{kind.name}", f"string '{pattern}'")
+        # The runtime finds the KASLR shift from an exported function's
+        # address (_printk) against its link-time address.
+        anchor = self.kernel.index.lookup("_printk")
         out: list[DerivedProbe] = []
         for info in self._matching_functions(fn, pattern):
             where = f"{info['name']}@{info['decl_file']}:{info.get('decl_line') or 0}"
@@ -584,12 +587,17 @@ class ProbeResolver:
                 cwhere = callee if cinfo.get("decl_file") is None else \
                     f"{callee}@{cinfo['decl_file']}:{cinfo.get('decl_line') or 0}"
                 pp = f'kernel.function("{where}").callee("{cwhere}")'
+                params = {"symbol": cinfo.get("symbol") or callee, "is_return": False,
+                          "maxactive": 0, "optional": origin.optional,
+                          "caller": info.get("symbol") or info["name"]}
+                if len(anchor) == 1 and info.get("size"):
+                    # Only calls from the caller: its return address is in
+                    # the caller's code (tail calls are not seen).
+                    params.update(caller_lo=info["address"],
+                                  caller_hi=info["address"] + info["size"],
+                                  anchor_link=anchor[0].address)
                 out.append(DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
-                                        {"symbol": cinfo.get("symbol") or callee,
-                                         "is_return": False, "maxactive": 0,
-                                         "optional": origin.optional,
-                                         "caller": info.get("symbol") or info["name"]},
-                                        function=cinfo))
+                                        params, function=cinfo))
         if not out:
             raise StapError("semantic", "no match", kind.loc,
                             token=f"identifier '{kind.name}'")

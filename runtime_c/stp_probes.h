@@ -42,6 +42,25 @@ static int stp_kprobe_pre(struct kprobe *kp, struct pt_regs *regs)
 	return 0;
 }
 
+/*
+ * A .callee probe sits on the callee's entry, where the return address is
+ * on top of the stack: run the handler only for calls made from the caller.
+ */
+static int stp_kprobe_pre_caller(struct kprobe *kp, struct pt_regs *regs)
+{
+	struct stp_kprobe_desc *d = container_of(kp, struct stp_kprobe_desc,
+						 kp);
+	unsigned long *sp = (unsigned long *)kernel_stack_pointer(regs);
+	unsigned long ret;
+
+	if (get_kernel_nofault(ret, sp))
+		return 0;
+	ret -= d->anchor - d->anchor_link;
+	if (ret < d->caller_lo || ret >= d->caller_hi)
+		return 0;
+	return d->pre ? d->pre(kp, regs) : stp_kprobe_pre(kp, regs);
+}
+
 static int stp_kretprobe_handler(struct kretprobe_instance *ri,
 				 struct pt_regs *regs)
 {
@@ -155,7 +174,10 @@ static void stp_arm_kprobes(struct stp_module_desc *m)
 			memset(&d->kp, 0, sizeof(d->kp));
 			d->kp.symbol_name = d->symbol;
 			d->kp.offset = d->offset;
-			d->kp.pre_handler = d->pre ? d->pre : stp_kprobe_pre;
+			if (d->caller_hi)
+				d->kp.pre_handler = stp_kprobe_pre_caller;
+			else
+				d->kp.pre_handler = d->pre ? d->pre : stp_kprobe_pre;
 			rc = register_kprobe(&d->kp);
 		}
 		if (rc == 0) {

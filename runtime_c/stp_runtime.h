@@ -216,6 +216,13 @@ struct stp_kprobe_desc {
 	 */
 	int (*pre)(struct kprobe *kp, struct pt_regs *regs);
 	int (*ret)(struct kretprobe_instance *ri, struct pt_regs *regs);
+	/*
+	 * .callee probes: run only when the return address is in the caller,
+	 * [caller_lo, caller_hi) at link time; anchor - anchor_link is the
+	 * kernel's KASLR shift. caller_hi == 0: no such filter.
+	 */
+	unsigned long caller_lo, caller_hi;
+	unsigned long anchor, anchor_link;
 	/* runtime-owned */
 	struct kprobe kp;
 	struct kretprobe rp;

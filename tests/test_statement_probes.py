@@ -86,6 +86,51 @@ def test_function_lines_lowest_stmt_address_of_own_file():
     assert lt.line_at(0x10e) == ("a.c", 13)
 
 
+def test_stack_locations_are_rebased_on_the_cfa_at_the_pc():
+    from codegen.debuginfo.statements import _stack_location
+    cfa_frame = {"kind": "cfa"}
+    # DW_OP_fbreg(-56) with CFA = sp + 56 at the PC: the slot at sp + 0,
+    # which the translator's "cfa" base spells sp + 8 + (-8).
+    assert _stack_location({"kind": "fbreg", "offset": -56}, cfa_frame, ("sp", 56)) == \
+        {"kind": "fbreg", "frame_base": "cfa", "offset": -8}
+    # CFA = bp + 16 (frame pointer): bp + 16 + (-24 - 16 + 16)
+    assert _stack_location({"kind": "fbreg", "offset": -24}, cfa_frame, ("bp", 16)) == \
+        {"kind": "bpcfa", "offset": -24}
+    # DW_OP_breg7(rsp) + 16
+    assert _stack_location({"kind": "breg", "reg": "sp", "offset": 16}, None, None) == \
+        {"kind": "fbreg", "frame_base": "cfa", "offset": 8}
+    # no CFA rule for the PC: cannot be located (an error at use, not a guess)
+    assert _stack_location({"kind": "fbreg", "offset": -8}, cfa_frame, None) == \
+        {"kind": "unknown"}
+    assert _stack_location({"kind": "reg", "reg": "bx"}, cfa_frame, None) == \
+        {"kind": "reg", "reg": "bx"}
+
+
+def ksys_read_line_with_stack_pos(kctx):
+    """A line of ksys_read where the local `pos` lives in a stack slot and
+    ppos already points at it (just before the call to vfs_read)."""
+    from codegen.debuginfo import statements
+    f = facts(kctx)
+    info = f.function("ksys_read")
+    lt = statements.line_table(f, info["cu_offset"])
+    lines = lt.function_lines(info["address"], info["address"] + info["size"],
+                              info["decl_file"])
+    for ln in sorted(x for x in lines if x >= info["decl_line"]):
+        scope = {v["name"]: v["entry_location"] for v in statements.scope_at(f, info, lines[ln])}
+        if scope.get("pos", {}).get("frame_base") == "cfa" and \
+                scope.get("ppos", {}).get("kind") == "reg":
+            return info, ln
+    raise AssertionError("no line of ksys_read has pos on the stack and ppos in a register")
+
+
+@pytest.mark.kernel
+def test_stack_local_resolves(kctx):
+    info, ln = ksys_read_line_with_stack_pos(kctx)
+    (d,) = points(kctx, f'kernel.statement("ksys_read@{info["decl_file"]}:{ln}")')
+    pos = {p["name"]: p for p in d.function["params"]}["pos"]
+    assert pos["entry_location"]["kind"] == "fbreg" and pos["type"]["name"] == "loff_t"
+
+
 def test_near_lines():
     assert near_lines({10: 1, 13: 2, 14: 3}, 12) == (10, 13)
     assert near_lines({10: 1}, 3) == (None, 10)

@@ -7,22 +7,31 @@ names (found the way the resolver finds them), run in one boot.
 - kernel.statement(ADDR) and kernel.statement(ADDR).absolute at that
   line's link-time address fire (registered as vfs_read+offset, so KASLR
   does not matter);
+- kernel.statement("ksys_read@FILE:N") reads the stack local $pos;
 - kernel.function("seq_read_iter").label("Done") fires when cat reads
   /proc/version;
-- kernel.function("vfs_read").callee("rw_verify_area") and .callees fire."""
+- kernel.function("vfs_read").callee("rw_verify_area") and .callees fire,
+  only for calls from vfs_read (dd's writes reach rw_verify_area through
+  vfs_write and are not counted)."""
 from __future__ import annotations
 
 import pytest
 
 from stapbuild import passes
 from tests.bootlib import build_module, case, ok, resolve, run_batch
-from tests.test_statement_probes import vfs_read_line_with_reg_count
+from tests.test_statement_probes import (ksys_read_line_with_stack_pos,
+                                         vfs_read_line_with_reg_count)
 
 WORKLOAD = ("dd if=/dev/zero of=/dev/null bs=4096 count=3 status=none; "
-            "cat /proc/version >/dev/null")
+            "cat /proc/version >/dev/null; "
+            "dd if=/etc/passwd of=/dev/null bs=16 count=3 status=none")
 
 SCRIPT = """\
-global line_counts, addr_hits, abs_hits, label_hits, callee_hits, callees
+global line_counts, addr_hits, abs_hits, label_hits, callee_hits, callees, all_rva, pos_seen
+probe kernel.statement("ksys_read@@KFILE@:@KLINE@") {
+	if (execname() == "dd")
+		pos_seen[$pos]++
+}
 probe kernel.statement("vfs_read@@FILE@:@LINE@") {
 	if (execname() == "dd")
 		line_counts[$count]++
@@ -43,6 +52,10 @@ probe kernel.function("vfs_read").callee("rw_verify_area") {
 	if (execname() == "dd")
 		callee_hits++
 }
+probe kernel.function("rw_verify_area") {
+	if (execname() == "dd")
+		all_rva++
+}
 probe kernel.function("vfs_read").callees ? {
 	if (execname() == "dd")
 		callees[pp()]++
@@ -54,8 +67,11 @@ probe end {
 	printf("absolute hits=%d\\n", abs_hits)
 	printf("label hits=%d\\n", label_hits)
 	printf("callee hits=%d\\n", callee_hits)
+	printf("rw_verify_area hits=%d\\n", all_rva)
 	foreach (p in callees)
 		printf("callees %s hits=%d\\n", p, callees[p])
+	foreach (o in pos_seen)
+		printf("pos %d hits=%d\\n", o, pos_seen[o])
 }
 """
 
@@ -65,8 +81,10 @@ def results(request, tmp_path_factory):
     release = resolve(request.param)
     kctx = passes.kernel_context(release, frozenset({"headers", "dbg"}))
     info, line, addr, _ = vfs_read_line_with_reg_count(kctx)
+    kinfo, kline = ksys_read_line_with_stack_pos(kctx)
     text = (SCRIPT.replace("@FILE@", info["decl_file"]).replace("@LINE@", str(line))
-            .replace("@ADDR@", f"{addr:#x}"))
+            .replace("@ADDR@", f"{addr:#x}").replace("@KFILE@", kinfo["decl_file"])
+            .replace("@KLINE@", str(kline)))
     path = tmp_path_factory.mktemp(f"stmt-{request.param}") / "statements.stp"
     path.write_text(text)
     ko = build_module(path, release)
@@ -83,6 +101,16 @@ def test_statement_line_reads_local(results):
             c, h = l.split()[1:]
             hits[int(c.split("=")[1])] = int(h.split("=")[1])
     assert hits.get(4096, 0) >= 3, (line, r["stdout"])
+
+
+@pytest.mark.boot
+def test_statement_reads_stack_local(results):
+    """ksys_read's `pos` in its stack slot (CFA from .debug_frame at the PC):
+    dd's 16-byte reads of a file start at positions 0, 16 and 32."""
+    _, _, res = results
+    out = ok(res["statements"])["stdout"]
+    seen = {int(l.split()[1]) for l in out.splitlines() if l.startswith("pos ")}
+    assert {0, 16, 32} <= seen, out
 
 
 @pytest.mark.boot
@@ -108,5 +136,7 @@ def test_callees_resolve_and_fire(results):
     out = ok(res["statements"])["stdout"]
     vals = dict(l.split(" hits=") for l in out.splitlines() if " hits=" in l)
     assert int(vals["callee"]) >= 3, out
+    # only calls from vfs_read: dd's writes call rw_verify_area from vfs_write
+    assert int(vals["rw_verify_area"]) >= int(vals["callee"]) + 3, out
     fired = [k for k in vals if k.startswith("callees ")]
     assert any('.callee("rw_verify_area@' in k for k in fired), out

@@ -316,13 +316,14 @@ def _stack_location(loc: dict, frame_base: Optional[dict], cfa) -> dict:  # type
     if loc["kind"] == "breg":
         got = from_reg(loc["reg"], loc["offset"])
         return got or loc
-    if loc["kind"] == "fbreg" and frame_base is not None:
-        if frame_base["kind"] == "cfa" and cfa is not None:
+    if loc["kind"] == "fbreg":
+        if frame_base is not None and frame_base["kind"] == "cfa" and cfa is not None:
             got = from_reg(cfa[0], cfa[1] + loc["offset"])
             return got or {"kind": "unknown"}
-        if frame_base["kind"] == "breg":
+        if frame_base is not None and frame_base["kind"] == "breg":
             got = from_reg(frame_base["reg"], frame_base["offset"] + loc["offset"])
             return got or {"kind": "unknown"}
+        return {"kind": "unknown"}      # no frame base (or no CFA rule) at the PC
     return loc
 
 
