@@ -285,12 +285,19 @@ def cfa_at(facts, pc: int) -> Optional[tuple[str, int]]:  # type: ignore[no-unty
     i = bisect.bisect_right(fdes, (pc, float("inf"), 0)) - 1
     if i < 0 or not fdes[i][0] <= pc < fdes[i][0] + fdes[i][1]:
         return None
-    sec = dw.debug_frame_sec
-    cfi = CallFrameInfo(stream=sec.stream, size=sec.size, address=sec.address,
-                        base_structs=dw.structs)
-    fde = cfi._parse_entry_at(fdes[i][2])   # private, but pinned pyelftools (0.33)
+    # One function's statements share its FDE: decode it once (~30 ms).
+    tables = getattr(dw, "_stapbuild_cfa_tables", None)
+    if tables is None:
+        tables = dw._stapbuild_cfa_tables = {}
+    table = tables.get(fdes[i][2])
+    if table is None:
+        sec = dw.debug_frame_sec
+        cfi = CallFrameInfo(stream=sec.stream, size=sec.size, address=sec.address,
+                            base_structs=dw.structs)
+        fde = cfi._parse_entry_at(fdes[i][2])   # private, but pinned pyelftools (0.33)
+        table = tables[fdes[i][2]] = fde.get_decoded().table
     rule = None
-    for row in fde.get_decoded().table:
+    for row in table:
         if row["pc"] <= pc:
             rule = row.get("cfa")
         else:
