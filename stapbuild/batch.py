@@ -555,10 +555,6 @@ def hang_report(name: str, budget: float) -> dict[str, Any]:
         faulthandler.dump_traceback(file=f, all_threads=True)
         f.seek(0)
         py_stacks = f.read()[-6000:]
-    try:  # the kernel's own list of blocked tasks, into the log read below
-        Path("/proc/sysrq-trigger").write_text("w\n")
-    except OSError:
-        pass
     return {"name": name, "rc": -1, "stdout": "", "hung": budget,
             "stderr": f"batch watchdog: case {name!r} still running after {budget:.0f}s\n",
             "python_stacks": py_stacks, "blocked_tasks": _blocked_tasks(),
@@ -566,27 +562,51 @@ def hang_report(name: str, budget: float) -> dict[str, Any]:
             "kernel_trouble": [], "left_loaded": False, "bad_taint": bad_taint(_tainted())}
 
 
+REPORT_GRACE = 120.0   # how long the hang report may take before the power-off
+
+
+def _sysrq(key: str) -> None:
+    try:
+        Path("/proc/sysrq-trigger").write_text(f"{key}\n")
+    except OSError:
+        pass
+
+
 def _watchdog(name: str, budget: float) -> threading.Timer:
-    def fire() -> None:
+    def report() -> None:
         try:
-            report = hang_report(name, budget)
+            r = hang_report(name, budget)
         except Exception as e:  # noqa: BLE001 - the exit below must happen
-            report = {"name": name, "rc": -1, "hung": budget, "stdout": "",
-                      "stderr": f"batch watchdog: hang report failed: {e!r}\n"}
-        _emit(f"{CASE_MARK} {json.dumps(report)}")
+            r = {"name": name, "rc": -1, "hung": budget, "stdout": "",
+                 "stderr": f"batch watchdog: hang report failed: {e!r}\n"}
+        _emit(f"{CASE_MARK} {json.dumps(r)}")
+        try:
+            os.fsync(sys.stdout.fileno())
+        except OSError:
+            pass
+
+    def fire() -> None:
         # The main thread is stuck (often in a syscall); nothing after this
-        # case can be trusted to run, so the batch ends here. A task stuck
-        # in the kernel cannot exit, and the guest would sit until the
-        # host's timeout: in a guest, power it off once the report is out.
-        if os.environ.get(POWEROFF_ENV) == "1" and _in_virtme_guest():
+        # case can be trusted to run, so the batch ends here. In a guest the
+        # serial console gets the story first, since the 9p files the report
+        # goes to may be what is stuck: the kernel's blocked tasks (sysrq w)
+        # and every CPU's backtrace (sysrq l). A task stuck in the kernel
+        # cannot exit, and the guest would sit until the host's timeout, so
+        # once the report is out (or after REPORT_GRACE) the guest powers off.
+        in_guest = os.environ.get(POWEROFF_ENV) == "1" and _in_virtme_guest()
+        if in_guest:
             try:
-                os.fsync(sys.stdout.fileno())
+                Path("/dev/kmsg").write_text(
+                    f"stapbuild batch watchdog: case {name!r} still running after {budget:.0f}s\n")
             except OSError:
                 pass
-            try:
-                Path("/proc/sysrq-trigger").write_text("o\n")
-            except OSError:
-                pass
+            _sysrq("w")
+            _sysrq("l")
+        reporter = threading.Thread(target=report, daemon=True)
+        reporter.start()
+        reporter.join(REPORT_GRACE)
+        if in_guest:
+            _sysrq("o")
         os._exit(HUNG_STATUS)
     t = threading.Timer(budget, fire)
     t.daemon = True

@@ -75,3 +75,4 @@ def test_a_hung_case_is_reported_and_the_guest_powers_off(tmp_path):
     assert "timed out" not in boot.get("guest_stderr", ""), boot
     # powered off by the watchdog (a task stuck in the kernel could not exit)
     assert "sysrq: Power Off" in boot.get("console", ""), boot.get("console", "")[-2000:]
+    assert "stapbuild batch watchdog: case 'overrun' still running" in boot["console"]
