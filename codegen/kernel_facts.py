@@ -18,7 +18,30 @@ from codegen.debuginfo.kernel_index import KernelIndex, load_or_build_index
 from codegen.debuginfo.types import TypeNav
 
 
-class DwarfKernelFacts:
+def read_exported(symvers: Path) -> frozenset[str]:
+    """The symbols vmlinux exports to modules, from Module.symvers
+    (CRC, symbol, vmlinux, EXPORT_SYMBOL[_GPL], namespace per line)."""
+    out = set()
+    for line in symvers.read_text(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 4 and parts[2] == "vmlinux":
+            out.add(parts[1])
+    return frozenset(out)
+
+
+class ExportedMixin:
+    """kernel.function(...).exported: the exports of this kernel, read once
+    from the headers' Module.symvers (None when there is none)."""
+    symvers: Optional[Path] = None
+    _exported: Optional[frozenset[str]] = None
+
+    def exported(self) -> Optional[frozenset[str]]:
+        if self._exported is None and self.symvers is not None and self.symvers.exists():
+            self._exported = read_exported(self.symvers)
+        return self._exported
+
+
+class DwarfKernelFacts(ExportedMixin):
     def __init__(self, release: str, vmlinux: Path, index_file: Path) -> None:
         self.release = release
         self.vmlinux = Path(vmlinux)
@@ -106,7 +129,7 @@ def tracepoints(facts, pattern: str) -> list[dict]:  # type: ignore[no-untyped-d
     return out
 
 
-class BtfKernelFacts:
+class BtfKernelFacts(ExportedMixin):
     """Kernel facts from BTF alone, for kernels without the -dbg package.
 
     BTF serves a kernel.function entry probe's parameters (in the x86-64
@@ -166,9 +189,14 @@ def make_kernel_facts(release: str, kernel, index_file: Path):  # type: ignore[n
     DWARF vmlinux when the dbg part is there, else from BTF (see
     BtfKernelFacts for what that cannot answer)."""
     from codegen.debuginfo.vmlinuz import BtfUnavailable
+    facts: DwarfKernelFacts | BtfKernelFacts
     if getattr(kernel, "vmlinux", None) is not None:
-        return DwarfKernelFacts(release, kernel.vmlinux, index_file)
-    try:
-        return BtfKernelFacts(release, btf_path_for(kernel))
-    except BtfUnavailable:
-        return None     # probes that need kernel facts say so in pass 2
+        facts = DwarfKernelFacts(release, kernel.vmlinux, index_file)
+    else:
+        try:
+            facts = BtfKernelFacts(release, btf_path_for(kernel))
+        except BtfUnavailable:
+            return None     # probes that need kernel facts say so in pass 2
+    build_dir = getattr(kernel, "build_dir", None)
+    facts.symvers = Path(build_dir) / "Module.symvers" if build_dir else None
+    return facts

@@ -308,12 +308,23 @@ class ProbeResolver:
         if isinstance(fn.arg, ast.Number):
             return self._kernel_function_at(comps, body, origin)
         pattern = _string_arg(fn)
-        is_return, maxactive = _function_suffixes(comps[2:])
+        # .exported: only functions the kernel exports to modules (its
+        # Module.symvers), in any position among .call/.return.
+        exported = [c for c in comps[2:] if c.name == "exported" and c.arg is None]
+        suffixes = [c for c in comps[2:] if c not in exported]
+        is_return, maxactive = _function_suffixes(suffixes)
         if self.kernel is None:
             raise StapError("semantic", "kernel.function probes need the kernel's debug info",
                             fn.loc, token=f"string '{pattern}'")
         func_pat, _, file_pat = pattern.partition("@")
         names = self.kernel.match_functions(func_pat)
+        if exported:
+            symbols = getattr(self.kernel, "exported", lambda: None)()
+            if symbols is None:
+                raise StapError("semantic", ".exported needs the kernel's Module.symvers "
+                                "(the headers package)", exported[0].loc,
+                                token="identifier 'exported'")
+            names = [n for n in names if n in symbols]
         base_file = _split_lines(file_pat, fn)[0] if file_pat else ""
         if (len(names) > 1 and base_file.endswith(".c")
                 and hasattr(self.kernel, "functions_in_files")):
@@ -349,9 +360,9 @@ class ProbeResolver:
                     continue
             where = name if info.get("decl_file") is None else \
                 f"{name}@{info['decl_file']}:{info.get('decl_line') or 0}"
-            pp = f'kernel.function("{where}")' + (".return" if is_return else ".call"
-                                                   if any(c.name == "call" for c in comps[2:])
-                                                   else "")
+            pp = f'kernel.function("{where}")' + (".exported" if exported else "") + (
+                ".return" if is_return else ".call"
+                if any(c.name == "call" for c in comps[2:]) else "")
             out.append(DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
                                     {"symbol": name, "is_return": is_return,
                                      "maxactive": maxactive, "optional": origin.optional},
@@ -360,7 +371,8 @@ class ProbeResolver:
             raise _no_line_records(file_pat, line_spec, seen_lines, fn)
         if not out:
             because = f" ({'; '.join(why[:3])})" if why else ""
-            raise StapError("semantic", f"no match for probe point kernel.function(\"{pattern}\")"
+            what = f"kernel.function(\"{pattern}\")" + (".exported" if exported else "")
+            raise StapError("semantic", f"no match for probe point {what}"
                             f" in kernel {self.kernel.release}{because}", fn.loc,
                             token=f"string '{pattern}'")
         return out

@@ -27,6 +27,7 @@ PROBE_TYPES = [
     "begin", "begin(number)", "end", "end(number)", "error", "error(number)", "never",
     "kernel.function(number)", "kernel.function(number).call", "kernel.function(number).return",
     "kernel.function(string)", "kernel.function(string).call",
+    "kernel.function(string).exported", "kernel.function(string).exported.return",
     "kernel.function(string).return", "kernel.function(string).return.maxactive(number)",
     "kernel.trace(string)",
     "kprobe.function(string)", "kprobe.function(string).call", "kprobe.function(string).return",

@@ -114,3 +114,33 @@ def test_listing_the_new_forms(kctx):
     (line,) = list_points(f"kernel.function({start + 2:#x}).return", kctx, True)
     assert line.startswith('kernel.function("vfs_read@fs/read_write.c:'), line
     assert ".return " in line and "$count:" in line and "$return:" in line, line
+
+
+# -- .exported (issue 4) -----------------------------------------------------
+def test_read_exported_takes_vmlinux_exports_only(tmp_path):
+    from codegen.kernel_facts import read_exported
+    symvers = tmp_path / "Module.symvers"
+    symvers.write_text("0x1\tkernel_read\tvmlinux\tEXPORT_SYMBOL\t\n"
+                       "0x2\tusb_get_dev\tdrivers/usb/core/usbcore\tEXPORT_SYMBOL_GPL\t\n"
+                       "0x3\tcrypto_alg\tvmlinux\tEXPORT_SYMBOL_GPL\tCRYPTO_INTERNAL\n")
+    assert read_exported(symvers) == {"kernel_read", "crypto_alg"}
+
+
+def test_exported_keeps_only_exported_functions(kctx):
+    """Module.symvers of the kernel's headers decides: kernel_read is
+    exported, vfs_read is not; .exported combines with .return."""
+    ir = elaborate(kctx, 'probe kernel.function("*_read").exported { }\n'
+                         'probe kernel.function("kernel_read").return.exported { }\n')
+    from codegen.kernel_facts import make_kernel_facts
+    facts = make_kernel_facts(kctx.release, kctx.kernel, kctx.index_file)
+    syms = [p["params"]["symbol"] for p in ir["probes"]]
+    exported = facts.exported()
+    assert syms and all(s in exported for s in syms)
+    assert "kernel_read" in syms and "vfs_read" not in syms
+    assert facts.match_functions("vfs_read") == ["vfs_read"]
+    last = ir["probes"][-1]
+    assert last["params"]["is_return"] and last["pp"].endswith(".exported.return"), last["pp"]
+    out = error(kctx, 'probe kernel.function("vfs_read").exported { }')
+    assert 'no match for probe point kernel.function("vfs_read").exported' in out, out
+    out = error(kctx, 'probe kernel.function(0x1).exported { }')
+    assert "probe point mismatch" in out or "no function contains" in out, out

@@ -34,10 +34,12 @@ def results(request, tmp_path_factory):
     kos = {
         "file": build_module(SCRIPTS / "forms_file.stp", release),
         "address": build_module(address_script(release, tmp), release),
+        "exported": build_module(SCRIPTS / "forms_exported.stp", release),
     }
     cases = [
         case("file", kos["file"], workload=DD_SMALL),
         case("address", kos["address"], workload=DD_SMALL),
+        case("exported", kos["exported"], workload="/bin/true; /bin/true"),
     ]
     return release, run_batch(release, cases)
 
@@ -61,3 +63,10 @@ def test_address_probes_fire(results):
     lines = r["stdout"].splitlines()
     assert "entry vfs_read count=4096 hits=3" in lines, r["stdout"]
     assert "return written=12288 calls=3" in lines, r["stdout"]
+
+
+@pytest.mark.boot
+def test_exported_probes_fire(results):
+    _, res = results
+    r = ok(res["exported"])
+    assert "kernel_read returns seen=yes vfs_read named=no" in r["stdout"], r["stdout"]
