@@ -234,11 +234,20 @@ def _functions(exe: str, head: ast.Component, rest: list[ast.Component],
         raise _mismatch(c)
     out = []
     import fnmatch
+    wild = any(ch in func_pat for ch in "*?[")
     for path in files:
         b = _binary(path, lib_c or head)
+        # As in SystemTap, a wildcard over a binary with DWARF matches its
+        # DWARF functions, not the symbol-only C runtime stubs (_start,
+        # frame_dummy ...); a named function or a binary without DWARF
+        # falls back to the symbol table.
+        # (has_dwarf_info() also counts .eh_frame, which stripped libraries have)
+        dwarf_only = wild and b.elf.get_section_by_name(".debug_info") is not None
         for name in b.match(func_pat):
             uf = b.function(name)
             info = uf.info
+            if dwarf_only and info is None:
+                continue
             if file_pat and (info is None or not fnmatch.fnmatchcase(
                     info.decl_file or "", file_pat.split(":")[0])):
                 continue

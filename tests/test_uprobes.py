@@ -524,3 +524,14 @@ def test_process_pid_reelaborates_when_the_pid_is_gone(kctx, paused, tmp_path):
     os.waitpid(pid, 0)      # reaped: /proc/PID is gone
     out = error(kctx, text)
     assert f"cannot find executable of process {pid}: no such process" in out, out
+
+
+def test_wildcard_keeps_to_dwarf_functions(kctx, demo):
+    """process("PATH").function("*") on a -g binary: its DWARF functions,
+    not the C runtime's symbol-only stubs; those stay reachable by name."""
+    ir = elaborate(kctx, f'probe process("{demo}").function("*") {{ }}')
+    names = {p["params"]["symbol"] for p in ir["probes"]}
+    assert {"add", "point_sum", "fact", "greet", "main"} <= names, names
+    assert not names & {"_start", "frame_dummy", "deregister_tm_clones", "_init"}, names
+    ir = elaborate(kctx, f'probe process("{demo}").function("_start") {{ }}')
+    assert [p["params"]["symbol"] for p in ir["probes"]] == ["_start"]
