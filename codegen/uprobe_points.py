@@ -143,6 +143,9 @@ def resolve_process(comps: list[ast.Component], body: ast.Block,
     rest = comps[1:]
     if not rest:
         raise _mismatch(head)
+    if rest[0].name == "statement":
+        exe = _exe_path(head)
+        return _for_pid(head, exe, _statements(exe, head, rest, body, origin))
     if rest[0].name in ("library", "function", "provider", "mark", "plt"):
         exe = _exe_path(head)
         return _for_pid(head, exe, _functions(exe, head, rest, body, origin))
@@ -278,6 +281,59 @@ def _functions(exe: str, head: ast.Component, rest: list[ast.Component],
         where = f'process("{exe}")' + (f'.library("{files[0]}")' if lib_c is not None else "")
         raise StapError("semantic", f"no match for probe point {where}.function(\"{pattern}\")",
                         fn_c.loc, token=f"string '{pattern}'")
+    return out
+
+
+def _statements(exe: str, head: ast.Component, rest: list[ast.Component], body: ast.Block,
+                origin: ast.ProbePoint) -> list:  # type: ignore[type-arg]
+    """.statement("FUNC@FILE:LINE"): a uprobe at the first address of that
+    line inside each matching function (from the binary's line table), with
+    the parameters and locals in scope there as $vars."""
+    import fnmatch
+    from dataclasses import asdict
+
+    from codegen.probes import DerivedProbe
+    st_c = rest[0]
+    pattern = _string(st_c, "statement")
+    for c in rest[1:]:
+        raise _mismatch(c)
+    func_pat, _, where = pattern.partition("@")
+    file_pat, _, line_text = where.partition(":")
+    if not (func_pat and file_pat and line_text.isdigit()):
+        raise StapError("semantic", f"process(...).statement(\"{pattern}\"): expected "
+                        "\"FUNCTION@FILE:LINE\"", st_c.loc, token=f"string '{pattern}'")
+    line = int(line_text)
+    b = _binary(exe, head)
+    out, lines_seen = [], set()
+    for name in b.match(func_pat):
+        uf = b.function(name)
+        if uf.info is None:
+            continue
+        rows = [r for r in b.line_rows(name)
+                if fnmatch.fnmatchcase(r[2], file_pat) or
+                fnmatch.fnmatchcase(os.path.basename(r[2]), file_pat)]
+        lines_seen.update(r[1] for r in rows)
+        at = [r[0] for r in rows if r[1] == line]
+        if not at:
+            continue
+        pc = min(at)
+        fn = uf.info.to_json()
+        fn["params"] = [asdict(v) for v in b.scope_at(name, pc)]
+        fn["user_binary"] = exe
+        fn["statement_pc"] = pc
+        src = os.path.basename(rows[0][2])
+        out.append(DerivedProbe(
+            "uprobe", f'process("{exe}").statement("{name}@{src}:{line}")',
+            copy.deepcopy(body), origin.loc,
+            {"path": exe, "exe": None, "offset": b.file_offset(pc), "is_return": False,
+             "optional": origin.optional, "symbol": name, "digest": file_digest(exe)},
+            function=fn))
+    if not out:
+        near = sorted(lines_seen, key=lambda n: abs(n - line))[:2]
+        hint = f" (try {' or '.join(f':{n}' for n in sorted(near))})" if near else ""
+        raise StapError("semantic", f"no line records for {file_pat}:{line} in "
+                        f"process(\"{exe}\").statement(\"{pattern}\"){hint}",
+                        st_c.loc, token=f"string '{pattern}'")
     return out
 
 

@@ -43,6 +43,7 @@ PROBE_TYPES = [
     "process(string).syscall", "process(string).syscall.return",
     "process(string).function(string)", "process(string).function(string).call",
     "process(string).function(string).return",
+    "process(string).statement(string)",
     "process(string).library(string).function(string)",
     "process(string).library(string).function(string).return",
     "process(string).plt", "process(string).plt(string)", "process(string).plt.return",

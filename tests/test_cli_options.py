@@ -180,6 +180,8 @@ def test_every_dumped_probe_type_resolves_in_pass2(tmp_path):
     subprocess.run(["gcc", "-g", "-o", str(demo), str(ROOT / "tests/c/uprobe_demo.c")], check=True)
     subprocess.run(["gcc", "-g", "-O2", "-o", str(sdt), str(ROOT / "tests/c/uprobe_sdt.c")],
                    check=True)
+    loop_line = (ROOT / "tests/c/uprobe_demo.c").read_text().splitlines().index(
+        "\t\ttotal += add(i, 10 * i);") + 1
     user = {"process(string).library(string).function(string)":
             'process("/bin/true").library("libc.so.6").function("malloc")',
             "process(string).plt(string)": 'process("/bin/true").plt("*")',
@@ -187,6 +189,8 @@ def test_every_dumped_probe_type_resolves_in_pass2(tmp_path):
             f'process("{sdt}").provider("demo").mark("tick")',
             "process(string).mark(string)": f'process("{sdt}").mark("tick")',
             "process(string).function(string)": f'process("{demo}").function("add")',
+            "process(string).statement(string)":
+            f'process("{demo}").statement("main@uprobe_demo.c:{loop_line}")',
             "process(string)": 'process("/bin/true")'}
     with ElfImage(kctx.kernel.vmlinux) as img:
         ((addr, _),) = read_function_symbols(img).lookup("vfs_read")

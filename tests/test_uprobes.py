@@ -535,3 +535,25 @@ def test_wildcard_keeps_to_dwarf_functions(kctx, demo):
     assert not names & {"_start", "frame_dummy", "deregister_tm_clones", "_init"}, names
     ir = elaborate(kctx, f'probe process("{demo}").function("_start") {{ }}')
     assert [p["params"]["symbol"] for p in ir["probes"]] == ["_start"]
+
+
+def test_process_statement(kctx, demo):
+    """process("PATH").statement("FUNC@FILE:LINE"): the line's first
+    address in the function, with the variables in scope there."""
+    line = _line_of("\t\ttotal += add(i, 10 * i);")
+    ir = elaborate(kctx, f'probe process("{demo}").statement("main@uprobe_demo.c:{line}") '
+                         '{ printf("%d %d\\n", $i, $total) }')
+    (p,) = ir["probes"]
+    assert p["pp"] == f'process("{demo}").statement("main@uprobe_demo.c:{line}")'
+    out = error(kctx, f'probe process("{demo}").statement("main@uprobe_demo.c:{line}") '
+                      '{ println($nosuch) }')
+    assert "unable to find local 'nosuch'" in out, out
+    for name in ("$i", "$total", "$n", "$label", "$pt"):     # main's locals are in scope
+        assert name in out.split("alternatives:")[1], out
+    with UserBinary(str(demo)) as b:
+        rows = [r for r in b.line_rows("main") if r[1] == line]
+        assert p["params"]["offset"] == b.file_offset(min(r[0] for r in rows))
+    out = error(kctx, f'probe process("{demo}").statement("main@uprobe_demo.c:1") {{ }}')
+    assert "no line records for uprobe_demo.c:1" in out and "(try :" in out, out
+    out = error(kctx, f'probe process("{demo}").statement("main") {{ }}')
+    assert 'expected "FUNCTION@FILE:LINE"' in out, out

@@ -163,6 +163,14 @@ probe end {
 }
 '''
 
+# process("PATH").statement: a line inside main's loop, with main's locals
+STMT = r'''
+probe process("@BIN@").statement("main@uprobe_demo.c:@LINE@") {
+	printf("stmt i=%d total=%d n=%d\n", $i, $total, $n)
+}
+'''
+
+
 # process(PID): @PID@ is a host process running @BIN@ when the script is
 # translated; in the guest the workload makes a run of @BIN@ get that PID
 # (through ns_last_pid) after a run with another PID, which must not fire.
@@ -226,6 +234,9 @@ def results(request, tmp_path_factory):
     # test does.
     kos["threads"] = build_module(_script(tmp, "threads", THREADS, threads), release,
                                   defines=("MAXTRYLOCK=100000",))
+    loop_line = DEMO_SRC.read_text().splitlines().index("\t\ttotal += add(i, 10 * i);") + 1
+    kos["stmt"] = build_module(_script(tmp, "stmt", STMT.replace("@LINE@", str(loop_line)),
+                                       demo), release)
     pidbin = tmp / "uprobe_pid"
     subprocess.run(["gcc", "-g", "-o", str(pidbin), str(PID_SRC)], check=True, cwd=ROOT)
     paused = subprocess.Popen([str(pidbin), "pause"])
@@ -255,6 +266,7 @@ def results(request, tmp_path_factory):
         case("syscall", kos["syscall"], workload=f"exec {demo} 2 >/dev/null"),
         case("threads", kos["threads"], workload=f"exec {threads} 3 >/dev/null"),
         case("pid", kos["pid"], workload=pid_workload(pidbin, paused.pid)),
+        case("stmt", kos["stmt"], workload=f"{demo} 3 >/dev/null"),
         case("sdt_O2", kos["sdt_O2"], workload=f"{sdt['O2']} 3"),
         case("sdt_O0", kos["sdt_O0"], workload=f"{sdt['O0']} 3"),
     ]
@@ -367,3 +379,12 @@ def test_usdt_markers(results, opt):
         f"demo:tick i={i} sq={i * i} name=tick parms=set" for i in (1, 2, 3)], lines
     # "done" is only reached while the kernel holds the semaphore up
     assert lines[-1] == "done total=14 semaphore=1", lines
+
+
+@pytest.mark.boot
+def test_process_statement_reads_locals(results):
+    _, res = results
+    lines = [l for l in ok(res["stmt"])["stdout"].splitlines() if l.startswith("stmt ")]
+    # before iteration i, total holds add(j, 10j) = 11j summed over j < i
+    assert lines == ["stmt i=1 total=0 n=3", "stmt i=2 total=11 n=3",
+                     "stmt i=3 total=33 n=3"], lines

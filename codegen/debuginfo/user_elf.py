@@ -241,6 +241,69 @@ class UserBinary:
                 return st.address
         return None
 
+    # -- statements (process("PATH").statement) ---------------------------
+    def _function_dwarf(self, name: str) -> Optional[tuple[Any, Any]]:
+        sym = self.symbols().get(name)
+        return None if sym is None else self._dwarf_index().get((name, sym.value))
+
+    def line_rows(self, name: str) -> list[tuple[int, int, str]]:
+        """(address, line, file) of the line-table rows that begin a
+        statement inside function `name` (empty without DWARF)."""
+        hit = self._function_dwarf(name)
+        if hit is None:
+            return []
+        cu, _ = hit
+        sym = self.symbols()[name]
+        lp = cu.dwarfinfo.line_program_for_CU(cu)
+        if lp is None:
+            return []
+        files = _cu_file_table(cu)
+        rows = []
+        for entry in lp.get_entries():
+            st = entry.state
+            if st is None or st.end_sequence or not st.is_stmt:
+                continue
+            if sym.value <= st.address < sym.value + max(sym.size, 1):
+                f = files[st.file] if 0 <= st.file < len(files) else None
+                rows.append((st.address, st.line, f or "?"))
+        return rows
+
+    def scope_at(self, name: str, pc: int) -> list[ParamInfo]:
+        """The parameters and locals of `name` in scope at pc (inner
+        blocks shadow outer ones), located at pc. Frame slots are read
+        through the frame pointer (CFA = bp + 16), so they need pc past
+        the prologue: before it they have no location."""
+        hit = self._function_dwarf(name)
+        if hit is None:
+            return []
+        cu, die = hit
+        sym = self.symbols()[name]
+        fb = frame_base_kind(cu, die, pc) if "DW_AT_frame_base" in die.attributes else None
+        frame_ready = (self._post_prologue(cu, die, sym.value) or sym.value + 1) <= pc
+        seen: dict[str, ParamInfo] = {}
+        index = 0
+
+        def visit(scope: Any) -> None:
+            nonlocal index
+            for ch in scope.iter_children():
+                if ch.tag in ("DW_TAG_formal_parameter", "DW_TAG_variable"):
+                    vname = die_name(ch)
+                    if not vname or "DW_AT_location" not in ch.attributes and \
+                            "DW_AT_const_value" not in ch.attributes:
+                        continue
+                    index += 1
+                    loc = location_at(cu, ch, pc, fb, at_entry=pc == sym.value)
+                    if loc.get("kind") == "fbreg" and loc.get("frame_base") == "cfa":
+                        loc = {"kind": "bpcfa", "offset": loc["offset"]} if frame_ready \
+                            else {"kind": "unknown"}
+                    t = ch.get_DIE_from_attribute("DW_AT_type") if "DW_AT_type" in ch.attributes \
+                        else None
+                    seen[vname] = ParamInfo(vname, type_info(t), index, loc)
+                elif ch.tag == "DW_TAG_lexical_block" and _block_covers(ch, pc):
+                    visit(ch)
+        visit(die)
+        return sorted(seen.values(), key=lambda v: v.index)
+
     def function(self, name: str) -> UserFunction:
         sym = self.symbols()[name]
         hit = self._dwarf_index().get((name, sym.value))
@@ -281,6 +344,18 @@ class UserBinary:
                 else None
             info.params.append(ParamInfo(die_name(p) or f"arg{i}", type_info(ptype), i, loc))
         return UserFunction(sym, info, probe_offset, skipped)
+
+
+def _block_covers(block: Any, pc: int) -> bool:
+    """Does a DW_TAG_lexical_block's low_pc/high_pc range hold pc? (gcc -O0
+    gives contiguous blocks; a block with DW_AT_ranges is taken to hold it,
+    which only widens what is visible.)"""
+    lo = block.attributes.get("DW_AT_low_pc")
+    hi = block.attributes.get("DW_AT_high_pc")
+    if lo is None or hi is None:
+        return "DW_AT_ranges" in block.attributes
+    end = hi.value if hi.form.startswith("DW_FORM_addr") else lo.value + hi.value
+    return lo.value <= pc < end
 
 
 # --------------------------------------------------------------------------
