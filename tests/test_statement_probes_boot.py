@@ -113,11 +113,16 @@ def test_statement_reads_stack_local(results):
     assert {0, 16, 32} <= seen, out
 
 
+def _hits(res: dict) -> tuple[str, dict[str, str]]:
+    """The statements case's stdout and its "NAME hits=N" lines."""
+    out = ok(res["statements"])["stdout"]
+    return out, dict(l.split(" hits=") for l in out.splitlines() if " hits=" in l)
+
+
 @pytest.mark.boot
 def test_address_probes_fire(results):
     _, _, res = results
-    out = ok(res["statements"])["stdout"]
-    vals = dict(l.split(" hits=") for l in out.splitlines() if " hits=" in l)
+    out, vals = _hits(res)
     assert int(vals["addr"]) >= 3, out
     assert int(vals["absolute"]) >= 3, out
 
@@ -125,16 +130,14 @@ def test_address_probes_fire(results):
 @pytest.mark.boot
 def test_label_probe_fires(results):
     _, _, res = results
-    out = ok(res["statements"])["stdout"]
-    vals = dict(l.split(" hits=") for l in out.splitlines() if " hits=" in l)
+    out, vals = _hits(res)
     assert int(vals["label"]) >= 1, out
 
 
 @pytest.mark.boot
 def test_callees_resolve_and_fire(results):
     _, _, res = results
-    out = ok(res["statements"])["stdout"]
-    vals = dict(l.split(" hits=") for l in out.splitlines() if " hits=" in l)
+    out, vals = _hits(res)
     assert int(vals["callee"]) >= 3, out
     # only calls from vfs_read: dd's writes call rw_verify_area from vfs_write
     assert int(vals["rw_verify_area"]) >= int(vals["callee"]) + 3, out
