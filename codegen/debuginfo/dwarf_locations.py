@@ -138,11 +138,13 @@ def frame_base_kind(cu: CompileUnit, func_die: DIE, pc: int) -> str | None:
 
 
 def location_at(cu: CompileUnit, die: DIE, pc: int, frame_base: str | None = None,
-                at_entry: bool = False) -> dict[str, Any]:
+                at_entry: bool = False, absent: str = "unknown") -> dict[str, Any]:
     """Summarised DW_AT_location of a variable/parameter DIE at pc.
 
     at_entry: pc is the function's entry, where DW_OP_entry_value(reg) is
     simply that register.
+    absent: the kind for a location list with no entry at pc, or an empty
+    expression (DWARF's "optimised out"); statement probes name it so.
     """
     expr = expr_at_pc(cu, die, "DW_AT_location", pc)
     if expr is None:
@@ -151,8 +153,8 @@ def location_at(cu: CompileUnit, die: DIE, pc: int, frame_base: str | None = Non
         if cv is not None and isinstance(cv.value, int):
             return {"kind": "const", "value": cv.value}
         return {"kind": "optimized_out"}
-    if expr == "none":
-        return {"kind": "unknown"}
+    if expr == "none" or expr == []:
+        return {"kind": absent}
     out = summarize_expr(cu, expr, frame_base)  # type: ignore[arg-type]
     if at_entry and out["kind"] == "entry_value":
         out = {"kind": "reg", "reg": out["reg"], "via": "entry_value"}

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from elftools.dwarf.die import DIE
 
-from .dwarf_locations import cu_base_address, expr_at_pc, summarize_expr
+from .dwarf_locations import location_at, cu_base_address, expr_at_pc, summarize_expr
 from .dwarf_open import open_dwarf
 from .dwarf_types import die_name, origin_chain, type_die_via_origin, type_info
 from .facts_cache import MISSING
@@ -397,15 +397,8 @@ def scope_at(facts, info: dict, pc: int) -> list[dict]:  # type: ignore[no-untyp
 
 
 def _location(cu, die: DIE, pc: int) -> dict:  # type: ignore[no-untyped-def]
-    expr = expr_at_pc(cu, die, "DW_AT_location", pc)
-    if expr is None:
-        cv = die.attributes.get("DW_AT_const_value")
-        if cv is not None and isinstance(cv.value, int):
-            return {"kind": "const", "value": cv.value}
-        return {"kind": "optimized_out"}
-    if expr == "none" or expr == []:
-        return {"kind": "optimized_out"}
-    return summarize_expr(cu, expr)  # type: ignore[arg-type]
+    """A variable's location at pc; none there is optimised out."""
+    return location_at(cu, die, pc, absent="optimized_out")
 
 
 def match_labels(labels: list[dict], pattern: str) -> list[dict]:
