@@ -67,6 +67,32 @@ KERNEL_TROUBLE = re.compile(r"\b(BUG|WARNING|Oops|general protection|lockdep|"
 BAD_TAINT = {9: "W", 7: "D", 14: "L", 2: "S"}
 
 
+def trouble_context(log: list[str]) -> list[str]:
+    """The whole story around the first kernel trouble line, not only the
+    matching lines: a "Call Trace:" line says nothing without the report
+    above it and the frames below."""
+    first = next((i for i, l in enumerate(log) if KERNEL_TROUBLE.search(l)), None)
+    return [] if first is None else log[max(0, first - 20):first + 60]
+
+
+_FRAME = re.compile(r"[\s:](\??\s*[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+)")
+
+
+def trouble_frames(log: list[str], limit: int = 16) -> list[str]:
+    """The symbolic frames (RIP first) of the first report in `log`, so that
+    a one-line problem summary already says where the kernel was."""
+    frames: list[str] = []
+    for line in trouble_context(log):
+        m = _FRAME.search(line)
+        if m and "RIP" in line:
+            frames.insert(0, "RIP " + m.group(1).strip())
+        elif m:
+            frames.append(m.group(1).strip())
+        if len(frames) >= limit:
+            break
+    return frames
+
+
 def _dmesg() -> list[str]:
     try:
         out = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
@@ -486,8 +512,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     if trouble:
         # The whole story, not only the matching lines (a "Call Trace:"
         # line says nothing without the report above and the frames below).
-        first = next(i for i, l in enumerate(log) if KERNEL_TROUBLE.search(l))
-        result["kernel_log"] = log[max(0, first - 20):first + 60]
+        result["kernel_log"] = trouble_context(log)
     if "extra" in res:
         result["extra"] = res["extra"]
     if case.get("check_access"):
@@ -693,8 +718,9 @@ def run_cases(release: str, cases: list[dict[str, Any]],
     if not by_name[BOOT].get("complete"):
         by_name[BOOT]["console"] = res.console[-6000:]
         by_name[BOOT]["guest_stderr"] = res.stderr[-3000:]
-        by_name[BOOT]["kernel_trouble"] = [l for l in res.console.splitlines()
-                                           if KERNEL_TROUBLE.search(l)]
+        console = res.console.splitlines()
+        by_name[BOOT]["kernel_trouble"] = [l for l in console if KERNEL_TROUBLE.search(l)]
+        by_name[BOOT]["kernel_log"] = trouble_context(console)
     return by_name
 
 

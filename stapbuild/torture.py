@@ -613,7 +613,10 @@ def common_problems(r: dict) -> list[str]:
     if r.get("left_loaded"):
         p.append("module left loaded")
     if r.get("kernel_trouble"):
-        p.append(f"kernel log: {r['kernel_trouble'][:3]}")
+        from stapbuild.batch import trouble_frames
+        frames = trouble_frames(r.get("kernel_log") or r["kernel_trouble"])
+        p.append(f"kernel log: {r['kernel_trouble'][:3]}"
+                 + (f" at {' < '.join(frames)}" if frames else ""))
     if r.get("leftovers"):
         p.append(f"left behind: {r['leftovers'][:5]}")
     if r.get("bad_taint"):
@@ -636,8 +639,10 @@ def run_suite(series: str, cases: Optional[list[Case]] = None, fuzz: bool = True
     if fuzz:
         fuzz_plan, ctx["user_outputs"] = build_fuzz_cases(release)
     # slub_nomerge: every slab cache on its own line, for the leak check.
+    # softlockup_all_cpu_backtrace: a CPU stuck in the kernel is often
+    # waiting for the other one (an IPI, a lock); the report must show both.
     results = batch.run_cases(release, plan + fuzz_plan, timeout=timeout,
-                              kernel_args=["slub_nomerge"])
+                              kernel_args=["slub_nomerge", "softlockup_all_cpu_backtrace=1"])
     boot = results.get(batch.BOOT, {})
     problems = {}
     for c in cases:

@@ -189,3 +189,37 @@ def test_batch_watchdog_reports_a_hung_case_and_ends_the_batch(tmp_path):
     from stapbuild import torture
     assert any(p.startswith("hung: still running after 1s")
                for p in torture.common_problems(results["stuck"]))
+
+
+SOFT_LOCKUP_CONSOLE = """\
+[  110.000000] some earlier line
+[  140.621043] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [python:118]
+[  140.622000] Modules linked in: stap_x(OE) 9p
+[  140.623000] RIP: 0010:smp_call_function_many_cond+0x12f/0x3f0
+[  140.623500] Code: 00 00 00
+[  140.624199] Call Trace:
+[  140.624199]  <TASK>
+[  140.624199]  ? text_poke_memset+0x20/0x20
+[  140.624199]  on_each_cpu_cond_mask+0x1e/0x30
+[  140.624199]  stp_disarm+0x9c/0x230 [stap_x]
+[  140.624199]  </TASK>
+""".splitlines()
+
+
+def test_a_console_lockup_is_summarised_with_where_the_kernel_was():
+    """What CI prints for a guest that died: the matching lines alone said
+    "Call Trace:" and nothing else; the problem line must name the frames."""
+    from stapbuild import batch, torture
+    ctx = batch.trouble_context(SOFT_LOCKUP_CONSOLE)
+    assert ctx[0].endswith("some earlier line") and ctx[-1].endswith("</TASK>")
+    assert batch.trouble_frames(ctx) == [
+        "RIP smp_call_function_many_cond+0x12f/0x3f0", "? text_poke_memset+0x20/0x20",
+        "on_each_cpu_cond_mask+0x1e/0x30", "stp_disarm+0x9c/0x230"]
+    r = {"kernel_trouble": [l for l in SOFT_LOCKUP_CONSOLE if batch.KERNEL_TROUBLE.search(l)],
+         "kernel_log": ctx}
+    (problem,) = torture.common_problems(r)
+    assert "soft lockup" in problem
+    assert problem.endswith("at RIP smp_call_function_many_cond+0x12f/0x3f0 < "
+                            "? text_poke_memset+0x20/0x20 < on_each_cpu_cond_mask+0x1e/0x30 < "
+                            "stp_disarm+0x9c/0x230")
+    assert batch.trouble_frames(["[ 1.0] all quiet"]) == []
