@@ -905,7 +905,8 @@ class Elaborator:
         for c in getattr(e, "components", []):
             if c.index is not None:
                 self.expr(c.index, scope, LONG)
-        return STRING if access in ("vars", "vars_return", "str", "sdt_vars") else LONG
+        return STRING if access in ("vars", "vars_return", "str", "sdt_vars", "pretty") \
+            else LONG
 
     # ------------------------------------------------------------ IR output
     def _closure(self, calls: set[str], attr: str) -> set[str]:

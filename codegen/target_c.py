@@ -184,6 +184,77 @@ def emit_sdt_vars(em, e: ast.TargetSymbol) -> str:  # type: ignore[no-untyped-de
     return out
 
 
+def emit_pretty(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
+    """`$var$`, `$var$$`, `@cast(p, "T")$`: the chain to the object, then
+    each print op of codegen.pretty as one read and one append.  A fault
+    on the way to the object or in it is the script error every target
+    read gives ("kernel read fault at ..."); a char* member that cannot
+    be read prints as its address, as $$parms$ does."""
+    from codegen.translate import c_string
+    info = e.info
+    fail = em.error_labels[-1]
+    read, read_bits = _reader(info)
+    obj = em.frame.long()
+    em.emit(f"{obj} = {emit_chain(em, e)};")
+    out, piece = em.frame.string(), em.frame.string()
+    v = em.frame.long()
+    em.emit(f"{out}[0] = '\\0';")
+    _where(em, e)
+    for op in info["ops"]:
+        kind = op["op"]
+        if kind == "lit":
+            em.emit(f"stp_strlcat({out}, {c_string(op['text'])});")
+            continue
+        at = f"(u64){obj} + {op.get('off', 0)}"
+        signed = "true" if op.get("signed") else "false"
+        if kind == "val" or kind == "valstr":
+            em.emit(f"{v} = {obj};")
+        elif kind == "load":
+            em.emit(f"if (!{read}(c, {at}, {op['size']}, {signed}, &{v})) goto {fail};")
+        elif kind == "bits":
+            em.emit(f"if (!{read_bits}(c, {at}, {op['size']}, {op['shift']}, {op['bits']}, "
+                    f"{signed}, &{v})) goto {fail};")
+        elif kind == "str":
+            em.emit(f"if (!{read}(c, {at}, 8, false, &{v})) goto {fail};")
+        if kind in ("str", "valstr"):
+            _append_string(em, info, out, piece, v)
+        elif kind == "chars":
+            _append_chars(em, info, out, piece, at, op["len"], fail)
+        else:
+            em.emit(f"snprintf({piece}, MAXSTRINGLEN, \"0x%llx\", (unsigned long long){v});")
+            em.emit(f"stp_strlcat({out}, {piece});")
+    return out
+
+
+def _append_string(em, info: dict, out: str, piece: str,  # type: ignore[no-untyped-def]
+                   v: str) -> None:
+    """Append the string a char* points to, quoted; NULL as NULL and an
+    unreadable one as its address (not an error: the struct was read)."""
+    sread = "stp_utarget_string" if info.get("user") else "stp_kread_string"
+    em.emit(f"if ({v} == 0) {{")
+    em.emit(f"\tstp_strlcat({out}, \"NULL\");")
+    em.emit(f"}} else if ({sread}(c, {piece}, (u64){v}, MAXSTRINGLEN - 2)) {{")
+    em.emit(f"\tstp_strlcat({out}, \"\\\"\");")
+    em.emit(f"\tstp_strlcat({out}, {piece});")
+    em.emit(f"\tstp_strlcat({out}, \"\\\"\");")
+    em.emit("} else {")
+    em.emit("\tc->last_error = NULL;")
+    em.emit(f"\tsnprintf({piece}, MAXSTRINGLEN, \"0x%llx\", (unsigned long long){v});")
+    em.emit(f"\tstp_strlcat({out}, {piece});")
+    em.emit("}")
+
+
+def _append_chars(em, info: dict, out: str, piece: str, at: str, n: int,  # type: ignore[no-untyped-def]
+                  fail: str) -> None:
+    """Append an inline char[n], quoted, up to its first NUL (or all n
+    bytes).  The array is part of the object, so a fault is an error."""
+    sread = "stp_utarget_string" if info.get("user") else "stp_kread_string"
+    em.emit(f"if (!{sread}(c, {piece}, {at}, {min(n + 1, 4096)})) goto {fail};")
+    em.emit(f"stp_strlcat({out}, \"\\\"\");")
+    em.emit(f"stp_strlcat({out}, {piece});")
+    em.emit(f"stp_strlcat({out}, \"\\\"\");")
+
+
 def emit_target(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
     """C for a resolved TargetSymbol or @cast/@entry/@defined node."""
     info = e.info or {}
@@ -192,6 +263,8 @@ def emit_target(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
         return emit_chain(em, e)
     if access in ("vars", "vars_return"):
         return emit_vars(em, e)
+    if access == "pretty":
+        return emit_pretty(em, e)
     if access == "sdt_vars":
         return emit_sdt_vars(em, e)
     if access == "str":

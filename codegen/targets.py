@@ -75,6 +75,15 @@ def walk_chain(nav, t, start: str, comps: list[ast.TargetComponent], addressof: 
 
     start: "val" (the base is the value, e.g. a register) or "loc" (the
     base is the address of an object of type t, e.g. a stack slot)."""
+    state, steps, bits, t, shown = walk_steps(nav, t, start, comps, what)
+    return _final(start, state, steps, bits, t, shown, addressof)
+
+
+def walk_steps(nav, t, start: str, comps: list[ast.TargetComponent],
+               what: str) -> tuple:  # type: ignore[no-untyped-def]
+    """Follow `comps` from a base of type t: (state, steps, bits, type,
+    shown), where state says whether the result is a value ("val") or the
+    object's address ("loc"), and bits is (shift, width) for a bitfield."""
     state = start
     steps: list[dict] = []
     bits: Optional[tuple[int, int]] = None
@@ -139,6 +148,12 @@ def walk_chain(nav, t, start: str, comps: list[ast.TargetComponent], addressof: 
             steps.append({"op": "index", "comp": i, "size": elem.size})
             t = elem
             shown = shown_next
+    return state, steps, bits, t, shown
+
+
+def _final(start: str, state: str, steps: list[dict], bits: Optional[tuple[int, int]], t,
+           shown: str, addressof: bool) -> dict:  # type: ignore[no-untyped-def]
+    """The access program's final read of the object walk_steps reached."""
     if addressof:
         if state == "val":
             raise TargetError(f"cannot take the address of '{shown}': it is held in a "
@@ -181,6 +196,21 @@ def param_base(p: dict, fn_name: str) -> tuple[dict, str]:
                       f"(location: {kind or 'unknown'})")
 
 
+def resolve_pretty(nav, t, base: dict, start: str, e: ast.Expr,
+                   what: str) -> dict:  # type: ignore[no-untyped-def]
+    """`$var$`, `$p->m$$`, `@cast(p, "T")$`: the chain to the object, then
+    the print ops codegen.pretty lays out from its type."""
+    from codegen.pretty import PrettyError, pretty_program
+    if e.addressof:
+        raise TargetError(f"cannot take the address of a pretty-printed '{what}'")
+    state, steps, bits, t, _ = walk_steps(nav, t, start, e.components, what)
+    try:
+        prog = pretty_program(nav, t, state, steps, bits, e.pretty)
+    except PrettyError as err:
+        raise TargetError(str(err)) from None
+    return {"access": "pretty", "base": base, "start": start, **prog}
+
+
 def resolve_param(nav, fn: dict, e: ast.TargetSymbol) -> dict:  # type: ignore[no-untyped-def]
     """A `$param[...]` chain at the entry of kernel function fn."""
     name = e.name[1:]
@@ -191,6 +221,8 @@ def resolve_param(nav, fn: dict, e: ast.TargetSymbol) -> dict:  # type: ignore[n
             if base["kind"] == "const" and (e.components or e.addressof):
                 raise TargetError(f"'{e.name}' is a constant at the entry of "
                                   f"'{fn['name']}'; it has no address")
+            if e.pretty:
+                return resolve_pretty(nav, t, base, start, e, e.name)
             prog = walk_chain(nav, t, start, e.components, e.addressof, e.name)
             return {"access": "chain", "base": base, **_public(prog)}
     known = " ".join("$" + p["name"] for p in fn.get("params", []))
@@ -205,6 +237,8 @@ def resolve_return(nav, fn: dict, e: ast.TargetSymbol) -> dict:  # type: ignore[
     rtype = fn.get("return_type")
     if rtype is None:
         raise TargetError(f"function '{fn['name']}' returns void: no $return")
+    if e.pretty:
+        return resolve_pretty(nav, _tinfo(rtype), {"kind": "return"}, "val", e, "$return")
     prog = walk_chain(nav, _tinfo(rtype), "val", e.components, e.addressof, "$return")
     return {"access": "chain", "base": {"kind": "return"}, **_public(prog)}
 
@@ -217,6 +251,8 @@ def resolve_cast(nav, type_name: str, e: ast.AtOp) -> dict:  # type: ignore[no-u
         raise TargetError(f"type definition '{type_name}' not found in the kernel's "
                           "debug info")
     ptr = TypeInfo("pointer", t.name + "*", 8, False, t)
+    if e.pretty:
+        return resolve_pretty(nav, ptr, {"kind": "expr"}, "val", e, f"@cast({t.name})")
     if not e.components:
         if e.addressof:
             raise TargetError("cannot take the address of a @cast without members")
@@ -399,8 +435,6 @@ class ProbeTargets:
                for m in mods.split(":")):
             return _unresolved(e, f"@cast type lookup in module '{mods}' is not supported yet "
                                   "(only \"kernel\")")
-        if e.pretty:
-            return _unresolved(e, "pretty-printing @cast with $/$$ is not supported yet")
         try:
             e.info = resolve_cast(self.nav, e.strings[0], e)
         except TargetError as err:
@@ -440,9 +474,6 @@ class ProbeTargets:
                 return _unresolved(e, "$$return is only valid in .return probes")
             e.info = {"access": "vars_return", "void": fn.get("return_type") is None}
             return e
-        if e.pretty:
-            return _unresolved(e, f"pretty-printing {name}{e.pretty} is not supported yet; "
-                                  f"print {name} or its members")
         try:
             if name == "$return":
                 if not is_return:
@@ -586,11 +617,15 @@ class ProbeTargets:
             return e
         for i, a in enumerate(args):
             if a["name"] == e.name[1:]:
+                base = {"kind": "tparg", "index": i}
                 try:
+                    if e.pretty:
+                        e.info = resolve_pretty(self.nav, _tinfo(a["type"]), base, "val", e,
+                                                e.name)
+                        return e
                     prog = walk_chain(self.nav, _tinfo(a["type"]), "val", e.components,
                                       e.addressof, e.name)
-                    e.info = {"access": "chain", "base": {"kind": "tparg", "index": i},
-                              **_public(prog)}
+                    e.info = {"access": "chain", "base": base, **_public(prog)}
                 except TargetError as err:
                     e.info = {"error": str(err)}
                 return e

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .elf_symbols import ElfImage, read_function_symbols
 from .model import X86_64_ARG_REGS, FunctionInfo, MemberInfo, ParamInfo, TypeInfo, VOID
@@ -251,6 +252,24 @@ class Btf:
             base_bits = (mi.bit_offset if mi.bit_offset is not None else mi.offset * 8)
             tid = self._strip(mtid)
         return mi
+
+    def iter_members(self, tid: int, base_bits: int = 0) -> Iterator[MemberInfo]:
+        """Every named member of struct/union `tid` in declaration order,
+        anonymous struct/union members flattened in place."""
+        t = self.types[tid]
+        if t is None or t.kind not in (KIND_STRUCT, KIND_UNION):
+            return
+        for name_off, mtid, off in self.members(t):
+            bit_off, bit_size = (off & 0xFFFFFF, off >> 24) if t.kflag else (off, 0)
+            nm = self.str(name_off)
+            abs_bits = base_bits + bit_off
+            if not nm:
+                yield from self.iter_members(self._strip(mtid), abs_bits)
+                continue
+            mi = MemberInfo(nm, abs_bits // 8, self.type_info(mtid))
+            if bit_size:
+                mi.bit_offset, mi.bit_size = abs_bits, bit_size
+            yield mi
 
     def _member_in(self, tid: int, member: str, base_bits: int) -> tuple[MemberInfo, int] | None:
         t = self.types[tid]

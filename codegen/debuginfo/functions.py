@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from typing import Iterator
 from pathlib import Path
 
 from elftools.dwarf.compileunit import CompileUnit
@@ -354,20 +355,44 @@ def _member_in(die: DIE, member: str, base: int) -> MemberInfo | None:
             continue
         if nm != member:
             continue
-        t = type_info(ref(ch, "DW_AT_type"))
-        mi = MemberInfo(nm, offset, t)
-        if "DW_AT_bit_size" in ch.attributes:
-            mi.bit_size = ch.attributes["DW_AT_bit_size"].value
-            if "DW_AT_data_bit_offset" in ch.attributes:
-                mi.bit_offset = base * 8 + ch.attributes["DW_AT_data_bit_offset"].value
-                mi.offset = mi.bit_offset // 8
-            elif "DW_AT_bit_offset" in ch.attributes:  # DWARF 2/3, big-endian bit numbering
-                storage = (ch.attributes["DW_AT_byte_size"].value
-                           if "DW_AT_byte_size" in ch.attributes else (t.size or 0))
-                mi.bit_offset = offset * 8 + storage * 8 - ch.attributes["DW_AT_bit_offset"].value \
-                    - mi.bit_size
-        return mi
+        return _member_info(ch, nm, offset, base)
     return None
+
+
+def iter_members(die: DIE, base: int = 0) -> Iterator[MemberInfo]:
+    """Every named member of struct/union `die` in declaration order, the
+    members of anonymous struct/union members flattened in place (as
+    SystemTap's pretty-printer shows them); offsets from `base`."""
+    for ch in die.iter_children():
+        if ch.tag != "DW_TAG_member" or "DW_AT_declaration" in ch.attributes:
+            continue
+        off = ch.attributes.get("DW_AT_data_member_location")
+        offset = base + (off.value if off is not None and isinstance(off.value, int) else 0)
+        nm = die_name(ch)
+        if nm is None:
+            inner = _strip(ref(ch, "DW_AT_type"))
+            if inner is not None and inner.tag in ("DW_TAG_structure_type", "DW_TAG_union_type"):
+                yield from iter_members(inner, offset)
+            continue
+        yield _member_info(ch, nm, offset, base)
+
+
+def _member_info(ch: DIE, nm: str, offset: int, base: int) -> MemberInfo:
+    """The MemberInfo of member DIE `ch` at byte `offset` (bitfields get
+    their absolute bit offset)."""
+    t = type_info(ref(ch, "DW_AT_type"))
+    mi = MemberInfo(nm, offset, t)
+    if "DW_AT_bit_size" in ch.attributes:
+        mi.bit_size = ch.attributes["DW_AT_bit_size"].value
+        if "DW_AT_data_bit_offset" in ch.attributes:
+            mi.bit_offset = base * 8 + ch.attributes["DW_AT_data_bit_offset"].value
+            mi.offset = mi.bit_offset // 8
+        elif "DW_AT_bit_offset" in ch.attributes:  # DWARF 2/3, big-endian bit numbering
+            storage = (ch.attributes["DW_AT_byte_size"].value
+                       if "DW_AT_byte_size" in ch.attributes else (t.size or 0))
+            mi.bit_offset = offset * 8 + storage * 8 - ch.attributes["DW_AT_bit_offset"].value \
+                - mi.bit_size
+    return mi
 
 
 def lookup_struct_member(vmlinux: Path, index: KernelIndex, struct_name: str, member: str,

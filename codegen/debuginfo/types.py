@@ -100,6 +100,22 @@ class TypeNav:
             return None
         return _member_in(die, name, 0)
 
+    def members(self, t: TypeInfo) -> list[MemberInfo]:
+        """Every member of struct/union `t` in declaration order (anonymous
+        members flattened), offsets from the start of `t`; [] when only a
+        declaration is known."""
+        t = self.complete(t)
+        if t.ref is None:
+            return []
+        if t.ref.startswith("b:"):
+            btf = self.btf()
+            return list(btf.iter_members(int(t.ref[2:])))
+        from .functions import iter_members
+        die = self._die(t.ref)
+        if "DW_AT_declaration" in die.attributes:
+            return []
+        return list(iter_members(die))
+
     def member_names(self, t: TypeInfo) -> list[str]:
         """Every member name a user can write after `->` (for suggestions)."""
         t = self.complete(t)

@@ -1,0 +1,122 @@
+"""Pass 2 against both kernels' DWARF: pretty-printed target variables
+(codegen.pretty's print ops) and kernel.function(...).inline probes.
+
+tests/test_pretty_inline_boot.py runs the same constructs in booted
+kernels."""
+from __future__ import annotations
+
+import pytest
+
+from codegen.elaborate import iter_nodes
+from codegen.errors import StapError, StapErrors
+from codegen.pretty import MAX_VALUES
+from stapbuild import passes
+from tests.bootlib import resolve
+
+pytestmark = pytest.mark.kernel
+
+F_PATH = {"6.1": 16, "6.12": 64}     # offsetof(struct file, f_path), per series
+D_INAME = {"6.1": 32, "6.12": 40}    # DNAME_INLINE_LEN
+
+
+@pytest.fixture(scope="module", params=["6.1", "6.12"])
+def kctx(request):
+    return passes.kernel_context(resolve(request.param))
+
+
+def elaborate(kctx, text: str) -> dict:
+    parsed = passes.parse_pass(None, text, kctx, name="t.stp")
+    return passes.elaborate_pass(parsed.artifact, kctx).artifact.read_json()
+
+
+def error(kctx, text: str) -> str:
+    with pytest.raises((StapError, StapErrors)) as ei:
+        elaborate(kctx, text)
+    return ei.value.render()
+
+
+def pretty_infos(ir: dict, probe: int = 0) -> list[dict]:
+    """The info of every pretty-printed target of a probe, in source order."""
+    nodes = [n for n in iter_nodes(ir["probes"][probe]["body"])
+             if n.get("k") in ("TargetSymbol", "AtOp")
+             and (n.get("info") or {}).get("access") == "pretty"]
+    return [n["info"] for n in sorted(nodes, key=lambda n: n["loc"][1:])]
+
+
+def text_of(ops: list[dict]) -> str:
+    """The ops with every read shown as <op>: the shape of the output."""
+    return "".join(o["text"] if o["op"] == "lit" else f"<{o['op']}>" for o in ops)
+
+
+def test_struct_member_one_level_and_deep(kctx):
+    ir = elaborate(kctx, 'probe kernel.function("vfs_read") '
+                         '{ println($file->f_path$, $file->f_path$$) }')
+    shallow, deep = pretty_infos(ir)
+    for info in (shallow, deep):
+        assert info["base"] == {"kind": "reg", "reg": "di"} and info["start"] == "val"
+        assert info["steps"] == [{"op": "add", "n": F_PATH[kctx.kernel.series]}]
+        assert info["final"] == {"kind": "addr"}
+        assert info["ops"] == [
+            {"op": "lit", "text": "{.mnt="}, {"op": "load", "off": 0, "size": 8, "signed": False},
+            {"op": "lit", "text": ", .dentry="},
+            {"op": "load", "off": 8, "size": 8, "signed": False}, {"op": "lit", "text": "}"}]
+
+
+def test_top_pointer_to_struct_is_followed(kctx):
+    ir = elaborate(kctx, 'probe kernel.function("vfs_read") { println($file$) }')
+    (info,) = pretty_infos(ir)
+    # $file is in a register: its value is the struct's address, no load
+    assert info["steps"] == [] and info["final"] == {"kind": "addr"}
+    shape = text_of(info["ops"])
+    assert shape.startswith("{.") and shape.endswith("}")
+    for part in (".f_path={...}", ".f_inode=<load>", ".f_op=<load>", ".f_count={...}"):
+        assert part in shape
+    assert "{.mnt=" not in shape          # one level only
+
+
+def test_deep_stops_after_32_values(kctx):
+    ir = elaborate(kctx, 'probe kernel.function("vfs_read") { println($file$$) }')
+    (info,) = pretty_infos(ir)
+    reads = [o for o in info["ops"] if o["op"] != "lit"]
+    assert len(reads) == MAX_VALUES
+    shape = text_of(info["ops"])
+    assert ".f_path={.mnt=<load>, .dentry=<load>}" in shape
+    assert shape.endswith(", ...}")
+
+
+def test_strings_scalars_and_cast(kctx):
+    ir = elaborate(kctx, 'probe kernel.function("vfs_read") { '
+                         'println($buf$, $count$, $file->f_path->dentry->d_name$$, '
+                         '$file->f_path->dentry->d_name$, $file->f_path->dentry->d_iname$, '
+                         '@cast($file, "struct file")->f_path->dentry->d_name$) }')
+    buf, count, qstr_deep, qstr, iname, cast = pretty_infos(ir)
+    assert buf["ops"] == [{"op": "valstr"}] and buf["final"]["kind"] == "value"
+    assert count["ops"] == [{"op": "val"}] and count["final"] == {"kind": "value", "size": 8,
+                                                                 "signed": False}
+    # struct qstr: the anonymous union's members in place; its name is a
+    # string only under $$
+    assert text_of(qstr_deep["ops"]) == "{.hash=<load>, .len=<load>, .hash_len=<load>, " \
+                                        ".name=<str>}"
+    assert text_of(qstr["ops"]) == "{.hash=<load>, .len=<load>, .hash_len=<load>, " \
+                                   ".name=<load>}"
+    assert iname["ops"][0]["op"] == "chars" and iname["ops"][0]["len"] == D_INAME[kctx.kernel.series]
+    assert cast["base"] == {"kind": "expr"} and cast["ops"] == qstr["ops"]
+
+
+def test_pretty_in_return_probe_is_read_at_entry(kctx):
+    ir = elaborate(kctx, 'probe kernel.function("vfs_read").return '
+                         '{ println($file->f_path$, " ", $return) }')
+    assert ir["probes"]
+
+
+@pytest.mark.parametrize("text, msg", [
+    ('probe kernel.function("vfs_read") { print($file->nope$) }',
+     "unable to find member 'nope' for struct file (alternatives: "),
+    ('probe kernel.function("vfs_read") { print($nope$$) }',
+     "unable to find local 'nope' in kernel function 'vfs_read'"),
+    ('probe kernel.function("vfs_read") { print($file$ + 1) }',
+     "type mismatch"),
+])
+def test_pretty_messages(kctx, text, msg):
+    assert msg in error(kctx, text)
+
