@@ -272,6 +272,9 @@ class Elaborator:
                 from codegen.debuginfo.types import TypeNav
                 path = d.params["path"]
                 probe_nav = user_navs.setdefault(path, TypeNav(vmlinux=Path(path)))
+            elif d.family == "kprobe" and d.params.get("module") and self.kernel is not None:
+                # module("m").function: $p->field from the module's DWARF.
+                probe_nav = self.kernel.modules.facts(d.params["module"]).types
             targets.prepare_body(d.body, probe_nav, d)
             if d.family not in ("kprobe", "uprobe") or not d.params.get("is_return") \
                     or (d.family == "uprobe" and "entry_offset" not in d.params):

@@ -197,6 +197,11 @@ def make_kernel_facts(release: str, kernel, index_file: Path):  # type: ignore[n
             facts = BtfKernelFacts(release, btf_path_for(kernel))
         except BtfUnavailable:
             return None     # probes that need kernel facts say so in pass 2
+    if isinstance(facts, DwarfKernelFacts):
+        # module("NAME") probes: each module's DWARF, extracted on demand.
+        from codegen.module_facts import ModuleSource, provisioned_locator
+        facts.modules = ModuleSource(release, provisioned_locator(release),
+                                     Path(kernel.vmlinux))
     build_dir = getattr(kernel, "build_dir", None)
     facts.symvers = Path(build_dir) / "Module.symvers" if build_dir else None
     return facts

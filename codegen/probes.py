@@ -163,6 +163,8 @@ class ProbeResolver:
             return self._kernel_statement(comps, body, origin)
         if names[0] == "kernel" and len(comps) == 2 and names[1] == "trace":
             return self._kernel_trace(comps, body, origin)
+        if names[0] == "module" and len(comps) >= 2 and names[1] == "function":
+            return self._module_function(comps, body, origin)
         if names[0] == "process":
             from codegen.uprobe_points import resolve_process
             return resolve_process(comps, body, origin)
@@ -416,20 +418,91 @@ class ProbeResolver:
                              function=info)]
 
 
+    # -- module("NAME").function: module DWARF ------------------------------
+    def _module_function(self, comps: list[ast.Component], body: ast.Block,
+                         origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """module("NAME").function("PATTERN[@file[:N]]")[.call|.return
+        [.maxactive(N)]]: kprobes on "NAME:symbol" (the kernel resolves it
+        in the loaded module), with $vars from the module's debug .ko."""
+        from codegen.module_facts import ModuleDebugUnavailable, ModuleNotFound
+        mod_c, fn = comps[0], comps[1]
+        module = _string_arg(mod_c)
+        pattern = _string_arg(fn)
+        is_return, maxactive = _function_suffixes(comps[2:])
+        what = f'module("{module}").function("{pattern}")'
+        source = getattr(self.kernel, "modules", None)
+        if source is None:
+            raise StapError("semantic", "module probes need the kernel's DWARF debug info "
+                            "(the -dbg package)", mod_c.loc, token=f"string '{module}'")
+        if not module or any(ch in module for ch in "*?[/"):
+            raise StapError("semantic", "module(\"NAME\") takes one module name "
+                            "(no wildcards or paths)", mod_c.loc, token=f"string '{module}'")
+        try:
+            facts = source.facts(module)
+        except ModuleNotFound:
+            raise StapError("semantic", f"no match for probe point {what} in kernel "
+                            f"{self.kernel.release} (it has no module \"{module}\")",
+                            mod_c.loc, token=f"string '{module}'") from None
+        except ModuleDebugUnavailable as e:
+            raise StapError("semantic", f"no debug info for module \"{module}\" of kernel "
+                            f"{self.kernel.release}: {e}", mod_c.loc,
+                            token=f"string '{module}'") from None
+        func_pat, _, file_pat = pattern.partition("@")
+        base_file, line_spec = _split_lines(file_pat, fn) if file_pat else ("", None)
+        names = facts.match_functions(func_pat)
+        facts.prefetch(names)
+        kmod = module.replace("-", "_")     # the name the kernel gives the module
+        out: list[DerivedProbe] = []
+        why: list[str] = []
+        seen_lines: dict[int, int] = {}
+        for name in names:
+            info = facts.function(name)
+            if info is None:
+                continue
+            if not info.get("probeable", True):
+                why.append(info.get("note") or f"{name} cannot be probed")
+                continue
+            if file_pat and not fnmatch.fnmatchcase(info.get("decl_file") or "", base_file):
+                continue
+            if line_spec is not None:
+                lines = self._function_lines(info, facts)
+                seen_lines.update(lines)
+                if not any(_line_wanted(ln, line_spec, info) for ln in lines):
+                    continue
+            where = name if info.get("decl_file") is None else \
+                f"{name}@{info['decl_file']}:{info.get('decl_line') or 0}"
+            pp = f'module("{module}").function("{where}")' + (
+                ".return" if is_return else ".call"
+                if any(c.name == "call" for c in comps[2:]) else "")
+            out.append(DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
+                                    {"symbol": f"{kmod}:{info.get('symbol') or name}",
+                                     "is_return": is_return, "maxactive": maxactive,
+                                     "optional": origin.optional, "module": module},
+                                    function=info))
+        if not out and line_spec is not None and seen_lines:
+            raise _no_line_records(file_pat, line_spec, seen_lines, fn)
+        if not out:
+            because = f" ({'; '.join(why[:3])})" if why else ""
+            raise StapError("semantic", f"no match for probe point {what} in kernel "
+                            f"{self.kernel.release}{because}", fn.loc,
+                            token=f"string '{pattern}'")
+        return out
+
     # -- issue 11: statements, labels, callees --------------------------------
     def _dwarf_kernel(self, c: ast.Component, what: str, token: str) -> None:
         if self.kernel is None or not hasattr(self.kernel, "index"):
             raise StapError("semantic", f"{what} probes need the kernel's DWARF debug info "
                             "(the -dbg package)", c.loc, token=token)
 
-    def _function_lines(self, info: dict) -> dict[int, int]:
+    def _function_lines(self, info: dict, facts: Optional[KernelFacts] = None) -> dict[int, int]:
         """line -> first is_stmt address, for the lines of info's own file
         inside its code (not before its declaration: those are other
-        functions of the same file inlined into it)."""
+        functions of the same file inlined into it).  facts: whose DWARF
+        info comes from (a module's; the kernel's by default)."""
         from codegen.debuginfo import statements
         if info.get("cu_offset") is None or not info.get("size"):
             return {}
-        lt = statements.line_table(self.kernel, info["cu_offset"])
+        lt = statements.line_table(facts or self.kernel, info["cu_offset"])
         lines = lt.function_lines(info["address"], info["address"] + info["size"],
                                   info.get("decl_file"))
         decl = info.get("decl_line") or 0

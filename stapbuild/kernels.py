@@ -10,6 +10,7 @@ can coexist on a build host that runs none of them:
                                           usr/lib/linux-kbuild-*, lib/modules/K/build
     <cache>/kernels/<K>/image/            boot/vmlinuz-K, lib/modules/K/ (depmod'ed)
     <cache>/kernels/<K>/dbg/              usr/lib/debug/boot/vmlinux-K
+    <cache>/kernels/<K>/dbg-modules/      NAME.ko, one module's DWARF, on demand
 
 Each part is unpacked into a temporary sibling directory and renamed into
 place as a whole, so a part directory either is complete or does not exist
@@ -605,6 +606,72 @@ def _provision_dbg(release: str, final: Path) -> None:
         _run(["bash", "-c", cmd], f"extracting vmlinux from {deb.name}")
         if not (tmp / member).exists():
             raise ProvisionError(f"{deb.name} has no {member}")
+
+
+class NoSuchModule(ProvisionError):
+    """The release ships no module of that name (modules.dep of its image)."""
+
+
+def _module_names(modules_dir: Path) -> dict[str, str]:
+    """Module name -> its path under lib/modules/K, from the image part's
+    modules.dep ("kernel/drivers/block/loop.ko.xz: deps").  Names are
+    normalised as modprobe does ('-' and '_' are the same)."""
+    out: dict[str, str] = {}
+    for line in (modules_dir / "modules.dep").read_text().splitlines():
+        rel = line.partition(":")[0].strip()
+        base = rel.rsplit("/", 1)[-1]
+        for ext in (".ko.xz", ".ko.zst", ".ko.gz", ".ko"):
+            if base.endswith(ext):
+                out.setdefault(base[:-len(ext)].replace("-", "_"), rel)
+                break
+    return out
+
+
+def module_debug_file(release: str, name: str) -> Path:
+    """The DWARF .ko of module NAME of a release, extracted on first use:
+
+        <cache>/kernels/<K>/dbg-modules/<name>.ko
+
+    _provision_dbg takes only vmlinux out of the -dbg package; a module
+    probe needs one more member, so it is extracted here on demand (~45 s:
+    tar reads the whole 1 GB stream) under a per-module lock, into a temp
+    file renamed into place, so an interrupted run leaves no half file.
+    The .deb itself stays in the downloads dir, where _deb() keeps every
+    package it fetched, so later modules need no new download."""
+    key = name.replace("-", "_")
+    root = kernel_root(release)
+    final = root / "dbg-modules" / f"{key}.ko"
+    if final.exists():
+        return final
+    k = kernel_info(release)
+    if k.modules_dir is None:
+        k = provision(release, {"image"})
+    assert k.modules_dir is not None
+    rel = _module_names(k.modules_dir).get(key)
+    if rel is None:
+        raise NoSuchModule(f"kernel {release} has no module {name!r}")
+    for ext in (".xz", ".zst", ".gz"):
+        # The -dbg package ships uncompressed .ko files.
+        rel = rel[:-len(ext)] if rel.endswith(ext) else rel
+    member = f"./usr/lib/debug/lib/modules/{release}/{rel}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _part_lock(root, f"dbg-module-{key}"):
+        if final.exists():
+            return final
+        deb = _deb(release, f"linux-image-{release}-dbg")
+        progress.event("provision", kernel=release, part=f"dbg-module {key}", state="start")
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=final.parent))
+        try:
+            cmd = (f"set -o pipefail; dpkg-deb --fsys-tarfile {_sh(deb)} | "
+                   f"tar -x -C {_sh(tmp)} {_sh(member)}")
+            _run(["bash", "-c", cmd], f"extracting {member} from {deb.name}")
+            if not (tmp / member).exists():
+                raise ProvisionError(f"{deb.name} has no {member}")
+            os.replace(tmp / member, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        progress.event("provision", kernel=release, part=f"dbg-module {key}", state="done")
+    return final
 
 
 def _sh(p: Path | str) -> str:

@@ -68,7 +68,8 @@ _cache: dict[str, tuple[ElfImage, DWARFInfo]] = {}
 
 
 def open_dwarf(path: Path) -> DWARFInfo:
-    """DWARFInfo for an ET_EXEC vmlinux (no relocation), cached per process."""
+    """DWARFInfo for an ET_EXEC vmlinux (no relocation) or a module's ET_REL
+    debug .ko (relocated), cached per process."""
     key = str(Path(path).resolve())
     hit = _cache.get(key)
     if hit is not None:
@@ -76,6 +77,13 @@ def open_dwarf(path: Path) -> DWARFInfo:
     img = ElfImage(Path(path))
     if ".debug_info" not in img.sections:
         raise FileNotFoundError(f"{path}: no .debug_info (use the BTF fallback)")
+    from .module_dwarf import is_relocatable, relocatable_dwarf
+    if is_relocatable(img):
+        # A module's debug .ko: its debug sections need their relocations
+        # applied (small files, so in memory; see module_dwarf).
+        dw = relocatable_dwarf(img, _SECTIONS)
+        _cache[key] = (img, dw)
+        return dw
     fileno = img._f.fileno()
     kwargs: dict[str, DebugSectionDescriptor | None] = {}
     for arg, name in _SECTIONS.items():

@@ -19,7 +19,7 @@ import struct
 import sys
 import marshal
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,12 +221,14 @@ def build_index(vmlinux: Path) -> KernelIndex:
                        {k: sorted(v) for k, v in clones.items()}, sorted(no_dwarf), merged)
 
 
-def load_or_build_index(vmlinux: Path, cache_file: Path) -> KernelIndex:
+def load_or_build_index(vmlinux: Path, cache_file: Path,
+                        builder: Callable[[Path], KernelIndex] | None = None) -> KernelIndex:
     """Load the cached index if it belongs to this vmlinux, else (re)build it.
 
     Validity is keyed on the GNU build-id (read from the ELF notes, ~1 ms)
     plus the file size, never on mtime: a re-extracted identical vmlinux
-    must not trigger a rebuild.
+    must not trigger a rebuild.  `builder` makes the index of another kind
+    of object (a module's debug .ko: module_dwarf.build_module_index).
     """
     vmlinux, cache_file = Path(vmlinux), Path(cache_file)
     with ElfImage(vmlinux) as img:
@@ -242,7 +244,7 @@ def load_or_build_index(vmlinux: Path, cache_file: Path) -> KernelIndex:
             return KernelIndex.from_json(d)
     except (OSError, ValueError, EOFError, TypeError, AttributeError):
         pass
-    idx = _load_or_build_json(vmlinux, cache_file, build_id, size)
+    idx = _load_or_build_json(vmlinux, cache_file, build_id, size, builder or build_index)
     _atomic_write(fast, marshal.dumps(idx.to_json()))
     return idx
 
@@ -259,7 +261,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _load_or_build_json(vmlinux: Path, cache_file: Path, build_id: str | None,
-                        size: int) -> KernelIndex:
+                        size: int, builder: Callable[[Path], KernelIndex]) -> KernelIndex:
     if cache_file.exists():
         try:
             with gzip.open(cache_file, "rt") as f:
@@ -269,7 +271,7 @@ def _load_or_build_json(vmlinux: Path, cache_file: Path, build_id: str | None,
                 return KernelIndex.from_json(d)
         except (OSError, ValueError, KeyError, EOFError):
             pass  # corrupt or truncated cache: rebuild below
-    idx = build_index(vmlinux)
+    idx = builder(vmlinux)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     # Atomic write: a killed build must not leave a half index behind.
     fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.name + ".")

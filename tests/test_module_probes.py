@@ -1,0 +1,174 @@
+"""module("NAME").function(...) probes in pass 2, against both kernel
+series: the module's debug .ko is extracted from the -dbg package on first
+use (cached in <cache>/kernels/K/dbg-modules/), relocated, and read like
+vmlinux.  tests/test_module_probes_boot.py runs them in booted guests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codegen.debuginfo.elf_symbols import ElfImage
+from codegen.debuginfo.kernel_index import FunctionEntry
+from codegen.debuginfo.module_dwarf import build_module_index, is_relocatable, section_bases
+from codegen.errors import StapError, StapErrors
+from stapbuild import kernels, listing, passes
+from tests.bootlib import resolve
+
+
+def elaborate(kctx, text: str) -> dict:
+    parsed = passes.parse_pass(None, text, kctx, name="t.stp")
+    return passes.elaborate_pass(parsed.artifact, kctx).artifact.read_json()
+
+
+def error(kctx, text: str) -> str:
+    with pytest.raises((StapError, StapErrors)) as ei:
+        elaborate(kctx, text)
+    return ei.value.render()
+
+
+def target_infos(probe: dict) -> dict[str, dict]:
+    """$name -> the resolved access of each target symbol in a probe body."""
+    out: dict[str, dict] = {}
+
+    def walk(node) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(node, dict):
+            if node.get("k") == "TargetSymbol":
+                members = ".".join(c["member"] for c in node["components"]
+                                   if c.get("kind") == "member")
+                out[node["name"] + ("->" + members if members else "")] = node["info"]
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(probe["body"])
+    return out
+
+
+@pytest.fixture(scope="module", params=["6.1", "6.12"])
+def kctx(request):
+    return passes.kernel_context(resolve(request.param))
+
+
+@pytest.fixture(scope="module")
+def loop_ko(kctx) -> Path:
+    return kernels.module_debug_file(kctx.release, "loop")
+
+
+# -- the module's debug file and its relocation ------------------------------
+@pytest.mark.kernel
+def test_debug_module_is_cached_relocatable_dwarf(kctx, loop_ko):
+    assert loop_ko == kernels.kernel_root(kctx.release) / "dbg-modules" / "loop.ko"
+    with ElfImage(loop_ko) as img:
+        assert is_relocatable(img)
+        assert ".rela.debug_info" in img.sections
+        bases = section_bases(img)
+        # .text and .text.unlikely/.init.text both start at 0 in the object:
+        # the synthetic layout keeps them apart.
+        starts = sorted(bases.values())
+        assert len(set(starts)) == len(starts) and starts[0] > 0
+    # Asking again is a cache hit: no extraction, same file.
+    assert kernels.module_debug_file(kctx.release, "loop") == loop_ko
+    with pytest.raises(kernels.NoSuchModule):
+        kernels.module_debug_file(kctx.release, "stapbuild_no_such_module")
+
+
+@pytest.mark.kernel
+def test_module_index_maps_functions_to_their_cu(loop_ko):
+    idx = build_module_index(loop_ko)
+    (e,) = idx.lookup("loop_configure")
+    assert isinstance(e, FunctionEntry) and e.size > 100
+    assert idx.cu_for_address(e.address) == e.cu_offset
+    assert "loop_set_status" in idx.match("loop_set_*")
+    assert not any(n.startswith("__pfx_") for n in idx.functions)
+
+
+# -- probes ------------------------------------------------------------------
+@pytest.mark.kernel
+def test_entry_params_members_and_pp(kctx):
+    ir = elaborate(kctx, 'probe module("loop").function("loop_configure") '
+                         '{ printf("%d %d %d %s\\n", $lo->lo_number, $lo->lo_offset, '
+                         '$config->info->lo_offset, $$parms) }')
+    (p,) = ir["probes"]
+    assert p["family"] == "kprobe"
+    assert p["params"]["symbol"] == "loop:loop_configure"
+    assert p["pp"].startswith('module("loop").function("loop_configure@drivers/block/loop.c:')
+    line = int(p["pp"].rsplit(":", 1)[1].rstrip('")'))
+    assert 900 < line < 1100, p["pp"]
+    t = target_infos(p)
+    # struct loop_device { int lo_number; loff_t lo_offset; ... }: lo is
+    # the first argument (rdi), config the fourth (rcx).
+    assert t["$lo->lo_number"]["base"] == {"kind": "reg", "reg": "di"}
+    assert t["$lo->lo_number"]["steps"] == [] and t["$lo->lo_number"]["final"]["size"] == 4
+    assert t["$lo->lo_offset"]["steps"] == [{"n": 8, "op": "add"}]
+    assert t["$lo->lo_offset"]["final"] == {"kind": "load", "signed": True, "size": 8}
+    # struct loop_config { __u32 fd; __u32 block_size; struct loop_info64 info; }
+    # and loop_info64's lo_offset follows three __u64s.
+    cfg = t["$config->info.lo_offset"]
+    assert cfg["base"] == {"kind": "reg", "reg": "cx"}
+    assert cfg["steps"] == [{"n": 8, "op": "add"}, {"n": 24, "op": "add"}]
+    assert cfg["final"] == {"kind": "load", "signed": False, "size": 8}
+    parms = t["$$parms"]
+    assert parms["access"] == "vars"
+    assert [(i["name"], i["base"]["reg"]) for i in parms["items"]] == \
+        [("lo", "di"), ("mode", "si"), ("bdev", "dx"), ("config", "cx")]
+
+
+@pytest.mark.kernel
+def test_return_probe_types_return_value(kctx):
+    ir = elaborate(kctx, 'probe module("loop").function("loop_set_status").return '
+                         '{ printf("%d %s %d\\n", $return, $$return, @entry($info->lo_offset)) }')
+    ret = [p for p in ir["probes"] if p["family"] == "kprobe"]
+    (p,) = ret
+    assert p["params"]["is_return"] is True
+    assert p["pp"].endswith('").return') and "loop_set_status@drivers/block/loop.c:" in p["pp"]
+    t = target_infos(p)
+    assert t["$return"]["base"] == {"kind": "return"}
+    assert t["$return"]["final"] == {"kind": "value", "signed": True, "size": 4}
+    assert t["$return"]["type"] == "int"
+
+
+@pytest.mark.kernel
+def test_wildcard_and_listing(kctx):
+    ir = elaborate(kctx, 'probe module("loop").function("loop_set_status*") { next }')
+    pps = sorted(p["pp"] for p in ir["probes"])
+    assert any('function("loop_set_status@' in pp for pp in pps), pps
+    assert any('function("loop_set_status_old@' in pp for pp in pps), pps
+    in_file = [p["pp"] for p in elaborate(
+        kctx, 'probe module("loop").function("*@drivers/block/loop.c") { next }')["probes"]]
+    assert len(in_file) > 20 and all("@drivers/block/loop.c:" in pp for pp in in_file), in_file
+    lines = listing.list_points('module("loop").function("loop_set_status")', kctx, True)
+    (line,) = lines
+    assert line.startswith('module("loop").function("loop_set_status@drivers/block/loop.c:')
+    assert line.endswith("$lo:struct loop_device* $info:struct loop_info64*"), line
+    ret = listing.list_points('module("loop").function("loop_configure").return', kctx, True)
+    assert ret[0].endswith(" $return:int"), ret
+
+
+@pytest.mark.kernel
+def test_unknown_module_is_a_no_match_error(kctx):
+    msg = error(kctx, 'probe module("nosuch").function("x") {}')
+    assert msg.startswith(f'semantic error: no match for probe point module("nosuch")'
+                          f'.function("x") in kernel {kctx.release}'), msg
+    assert "string 'nosuch' at t.stp:1:7" in msg, msg
+    assert "        source: probe module(\"nosuch\").function(\"x\") {}\n" \
+           "                      ^" in msg, msg
+
+
+@pytest.mark.kernel
+def test_missing_function_in_module_is_a_no_match_error(kctx):
+    msg = error(kctx, 'probe module("loop").function("stapbuild_nosuch") {}')
+    assert msg.startswith('semantic error: no match for probe point module("loop")'
+                          f'.function("stapbuild_nosuch") in kernel {kctx.release}'), msg
+    assert "string 'stapbuild_nosuch' at t.stp:1:22" in msg, msg
+    # Optional: no error, no probe.
+    ir = elaborate(kctx, 'probe module("loop").function("stapbuild_nosuch") ? {} '
+                         'probe begin { exit() }')
+    assert [p["family"] for p in ir["probes"]] == ["begin"]
+
+
+@pytest.mark.kernel
+def test_unknown_parameter_names_the_alternatives(kctx):
+    msg = error(kctx, 'probe module("loop").function("loop_configure") { println($nosuch) }')
+    assert "unable to find local 'nosuch'" in msg and "$lo $mode $bdev $config" in msg, msg
