@@ -1,0 +1,67 @@
+"""module("loop").function probes in a booted guest of each series (one
+boot per series, cases in order):
+
+1. loop is not loaded yet: a required probe on it fails registration with
+   SystemTap's message, an optional one is skipped and the session runs;
+   that case's workload then loads loop (`modprobe loop`);
+2. with loop loaded, `losetup -o 4096` attaches a file (LOOP_CONFIGURE):
+   the entry probe reads the loop device's number and the offset through
+   $lo->lo_number and $config->info->lo_offset, the .return probe $return.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.bootlib import ROOT, build_module, case, ok, resolve, run_batch
+
+SCRIPTS = ROOT / "tests" / "boot_scripts"
+IMG = "/tmp/stapbuild-loop.img"
+# losetup -f picks the first free device; util-linux >= 2.36 attaches it
+# with LOOP_CONFIGURE, i.e. loop_configure().
+ATTACH = (f"dd if=/dev/zero of={IMG} bs=64k count=16 status=none && "
+          f"dev=$(losetup -f --show -o 4096 {IMG}) && losetup -d \"$dev\"; rm -f {IMG}")
+
+
+@pytest.fixture(scope="module", params=["6.1", "6.12"])
+def results(request):
+    release = resolve(request.param)
+    kos = {name: build_module(SCRIPTS / f"module_{name}.stp", release)
+           for name in ("missing", "optional", "loop")}
+    cases = [
+        case("missing", kos["missing"], duration=0.5),
+        case("optional", kos["optional"], workload="modprobe loop"),
+        case("loop", kos["loop"], workload=ATTACH),
+    ]
+    return release, run_batch(release, cases)
+
+
+@pytest.mark.boot
+def test_module_probes(results):
+    release, res = results
+    # Not loaded: a required probe is a registration error, as in stap.
+    r = res["missing"]
+    assert not r["left_loaded"] and not r["kernel_trouble"], r
+    assert r["stderr"].startswith('WARNING: probe module("loop").function("loop_configure@'
+                                  'drivers/block/loop.c:'), r
+    assert "registration error [man warning::pass5] (rc " in r["stderr"], r
+    assert "ERROR: probe registration failed" in r["stderr"] and r["rc"] == 1, r
+    # ... and an optional one is skipped.
+    r = ok(res["optional"])
+    assert r["stdout"] == "optional probe skipped\n", r
+
+    r = ok(res["loop"])
+    out = r["stdout"]
+    m = re.search(r"^calls=(\d+) lo=(-?\d+) offset=(-?\d+) named=(\w+)$", out, re.M)
+    assert m, out
+    calls, lo, offset, named = int(m[1]), int(m[2]), int(m[3]), m[4]
+    # One attach; modprobe created loop0..7, all free, so losetup -f took loop0.
+    assert (calls, lo, offset, named) == (1, 0, 4096, "yes"), out
+    assert re.search(r'^call pp=module\("loop"\)\.function\("loop_configure@'
+                     r'drivers/block/loop\.c:\d+"\)$', out, re.M), out
+    assert re.search(r"^parms lo=0x[0-9a-f]{16} mode=0x[0-9a-f]+ bdev=0x[0-9a-f]{16} "
+                     r"config=0x[0-9a-f]{16}$", out, re.M), out
+    assert "return rc=0 return=0x0 entry_lo=0" in out.splitlines(), out
+    assert "wild loop_configure" in out.splitlines(), out
+    assert "wild loop_control_ioctl" in out.splitlines(), out      # losetup -f asks it
