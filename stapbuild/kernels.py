@@ -658,6 +658,8 @@ def module_debug_file(release: str, name: str) -> Path:
     with _part_lock(root, f"dbg-module-{key}"):
         if final.exists():
             return final
+        for stale in final.parent.glob(f".tmp-{key}-*"):
+            shutil.rmtree(stale, ignore_errors=True)    # a killed extraction's; we hold the lock
         deb = _deb(release, f"linux-image-{release}-dbg")
         progress.event("provision", kernel=release, part=f"dbg-module {key}", state="start")
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=final.parent))

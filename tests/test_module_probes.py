@@ -75,6 +75,28 @@ def test_debug_module_is_cached_relocatable_dwarf(kctx, loop_ko):
 
 
 @pytest.mark.kernel
+def test_extraction_from_the_dbg_package(monkeypatch, tmp_path):
+    """A fresh cache that shares the image part and the downloaded .debs:
+    the real extraction runs (~50 s), clears a killed run's temp dir, and
+    leaves only the finished file, the same bytes as the main cache's."""
+    release = resolve("6.1")
+    real = kernels.module_debug_file(release, "loop")
+    root = tmp_path / "kernels" / release
+    root.mkdir(parents=True)
+    (root / "image").symlink_to(kernels.kernel_root(release) / "image")
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / release).symlink_to(kernels.downloads_dir(release))
+    stale = root / "dbg-modules" / ".tmp-loop-killed"
+    stale.mkdir(parents=True)
+    (stale / "half.ko").write_bytes(b"\x7fELF")
+    monkeypatch.setenv("STAPBUILD_CACHE", str(tmp_path))
+    got = kernels.module_debug_file(release, "loop")
+    assert got == root / "dbg-modules" / "loop.ko"
+    assert sorted(p.name for p in got.parent.iterdir()) == ["loop.ko"]
+    assert got.read_bytes() == real.read_bytes()
+
+
+@pytest.mark.kernel
 def test_module_index_maps_functions_to_their_cu(loop_ko):
     idx = build_module_index(loop_ko)
     (e,) = idx.lookup("loop_configure")
