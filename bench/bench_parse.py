@@ -192,6 +192,61 @@ def _versus(ms: float) -> str:
     return f"{STAP_MS / ms:.1f}x faster" if ms < STAP_MS else f"{ms / STAP_MS:.1f}x slower"
 
 
+def index_report(lib_dir: Path, repeat: int) -> None:
+    """The library index alone (stapbuild/library_index.py load_or_build),
+    as a new process pays for it: cold (empty store) with the full-lexer
+    walk and with the sparse scan (stapbuild/library_scan.py), then warm
+    after one file was edited (only that file is read and scanned again),
+    and warm with nothing changed (no file is read: stats match)."""
+    from stapbuild import library_index, passes
+    old = {k: os.environ.get(k) for k in ("STAPBUILD_TAPSETS", "STAPBUILD_ARTIFACTS")}
+    os.environ["STAPBUILD_TAPSETS"] = str(lib_dir)
+    files = sorted(lib_dir.rglob("*.stp")) + sorted(lib_dir.rglob("*.stpm"))
+    rows: dict[str, list[float]] = {}
+    edited = files[len(files) // 2]
+    original = edited.read_text()
+
+    def timed(label: str, fn) -> None:  # type: ignore[no-untyped-def]
+        _fresh_process()
+        c = time.process_time()
+        fn()
+        rows.setdefault(label, []).append((time.process_time() - c) * 1000)
+
+    try:
+        for _ in range(repeat):
+            for fast in (False, True):
+                with tempfile.TemporaryDirectory() as tmp:
+                    os.environ["STAPBUILD_ARTIFACTS"] = tmp
+                    library_index.FAST_SCAN = fast
+                    label = "cold, sparse scan" if fast else "cold, full-lexer walk (before)"
+                    timed(label, passes.library_index)
+                    if not fast:
+                        continue
+                    edited.write_text(original + "\nfunction bench_edit() { return 1 }\n")
+                    timed("warm, one file edited", passes.library_index)
+                    edited.write_text(original)
+                    passes.library_index()
+                    # Stats younger than RACY_NS are not trusted: let them age.
+                    time.sleep(library_index.RACY_NS / 1e9 + 0.1)
+                    passes.library_index()
+                    timed("warm, nothing changed", passes.library_index)
+    finally:
+        library_index.FAST_SCAN = True
+        edited.write_text(original)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    lines = sum(map(_lines, files))
+    print(f"library index, {len(files)} files, {lines:,} lines (CPU ms, best of {repeat}):")
+    before = min(rows["cold, full-lexer walk (before)"])
+    for label, runs in rows.items():
+        ms = min(runs)
+        print(f"  {label:32s} {ms:7.1f} ms  {ms * 1000 / lines:5.2f} per 1,000 lines"
+              f"  ({before / ms:4.1f}x the full-lexer walk's speed)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -212,6 +267,7 @@ def main() -> None:
             (synth / name).parent.mkdir(parents=True, exist_ok=True)
             (synth / name).write_text(text)
         shutil.copytree(ROOT / "tapsets", synth / "ours")
+        index_report(synth, opts.repeat)
         lazy_report("tapsets/", ROOT / "tapsets", iotop, iotop.read_text(), opts.repeat)
         lazy_report("synthetic + tapsets/", synth, iotop, iotop.read_text(), opts.repeat)
         lazy_report("synthetic + tapsets/", synth, wildcard, wildcard_text,

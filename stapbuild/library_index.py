@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -34,13 +37,16 @@ from typing import Callable, Iterable, Optional
 from codegen import ast
 from codegen.lexer import EMBED, EOF, G, IDENT, JUNK, P, T, Source, scan
 from codegen.link import definitions, point_uses_alias, references
+from stapbuild.library_scan import ALIAS, sparse_tokens
 
 INDEX_SCHEMA = "stapbuild.library-index/1"
 
 # Keywords that start a top-level construct; inside a body or an alias name
 # they mean the scan lost the file's structure (unless after '.' or '->',
 # where they are a probe-point component or a struct member).
-_TOPLEVEL_KW = frozenset(("probe", "function", "global", "private"))
+# ALIAS (a plain alias header the sparse stream read whole) stands for the
+# 'probe' that starts it wherever the walk looks for these.
+_TOPLEVEL_KW = frozenset(("probe", "function", "global", "private", ALIAS))
 _PP_COND = frozenset(("%(", "%?", "%:", "%)"))
 _WILD = frozenset("*?[")
 
@@ -70,9 +76,8 @@ class FileEntry:
 class _Scan:
     """A single left-to-right walk over the raw tokens of one file."""
 
-    def __init__(self, text: str) -> None:
-        self.keys, self.toks, _ = scan(Source("<library-index>", text), [],
-                                       private_keyword=True)
+    def __init__(self, keys: list[str], toks: list[tuple]) -> None:
+        self.keys, self.toks = keys, toks
         # More EOFs: a step or two past the end (a cut-off file) reads EOF
         # again instead of running off the list.
         self.keys += [EOF] * 4
@@ -185,6 +190,9 @@ class _Scan:
                 self.i += 1
                 self.probe_header()
                 continue
+            elif k == ALIAS:                    # 'probe NAME = POINTS', read already
+                in_global = private = False
+                self.entry.aliases.append(list(self.toks[self.i][T]))
             elif k == "function":
                 in_global = False
                 t = self.toks[self.i + 1]
@@ -320,7 +328,7 @@ class _Scan:
                 expect = False
             elif k == "if" and not expect:
                 pass                            # its '(' is skipped above
-            elif k == IDENT or k == "*" or k[0].isalpha():
+            elif k == IDENT or k == "*" or k[0].isalpha() or k == ALIAS:
                 if k in _TOPLEVEL_KW and not (expect and self._after_member(self.i)):
                     self.fail(f"'{k}' in a probe header")
                     return
@@ -341,9 +349,25 @@ class _Scan:
             self.i += 1
 
 
-def scan_file(text: str) -> FileEntry:
-    """The index entry of one library file's text."""
-    return _Scan(text).run()
+def full_tokens(text: str) -> tuple[list[str], list[tuple]]:
+    """Every token of text, as pass 1's lexer sees it (no arguments)."""
+    keys, toks, _ = scan(Source("<library-index>", text), [], private_keyword=True)
+    return keys, toks
+
+
+def scan_file(text: str, fast: bool = True) -> FileEntry:
+    """The index entry of one library file's text. fast: walk the sparse
+    token stream (stapbuild.library_scan), which gives the same entry at a
+    fraction of the cost; the full lexer serves where it bails out, and
+    for a file the walk finds opaque (rare, and then the reason is the
+    full walk's own)."""
+    if fast:
+        sparse = sparse_tokens(text)
+        if sparse is not None:
+            entry = _Scan(*sparse).run()
+            if entry.opaque is None:
+                return entry
+    return _Scan(*full_tokens(text)).run()
 
 
 # ------------------------------------------------------------------ library
@@ -440,23 +464,36 @@ class LibraryIndex:
         return out
 
 
-def build_index(texts: dict[str, str]) -> LibraryIndex:
+def entry_of(text: str, fast: bool = True) -> FileEntry:
+    """scan_file, but a scanner bug must not break pass 1: the file is then
+    opaque (always parsed)."""
+    try:
+        return scan_file(text, fast)
+    except Exception as exc:  # noqa: BLE001
+        return FileEntry(opaque=f"scan failed: {type(exc).__name__}")
+
+
+def build_index(texts: dict[str, str], fast: bool = True) -> LibraryIndex:
     """Index named library texts: .stp files get entries; .stpm files only
     say which library macros hold structure."""
-    from stapbuild.store import key_of, sha256_bytes
+    from stapbuild.store import sha256_bytes
+    return assemble({n: entry_of(t, fast) for n, t in texts.items()},
+                    {n: sha256_bytes(t.encode()) for n, t in texts.items()})
+
+
+def assemble(scanned: dict[str, FileEntry], digests: dict[str, str]) -> LibraryIndex:
+    """The index from each file's own entry (as scan_file gave it; not
+    modified, so that entries can be cached per file) and its digest."""
+    from stapbuild.store import key_of
     files: dict[str, FileEntry] = {}
     structural: set[str] = set()
     stpm: list[FileEntry] = []
-    for name, text in sorted(texts.items()):
-        try:
-            e = scan_file(text)
-        except Exception as exc:  # noqa: BLE001 - a scanner bug must not break pass 1
-            e = FileEntry(opaque=f"scan failed: {type(exc).__name__}")
+    for name, e in sorted(scanned.items()):
         if name.endswith(".stpm"):
             stpm.append(e)
             structural.update(e.structural_macros)
         else:
-            files[name] = e
+            files[name] = FileEntry.from_json(e.to_json())
     # An .stpm the scan cannot follow, or whose macros use a structural one,
     # may define structural macros under any name: "*" makes every file that
     # uses any macro opaque (never expected to happen; correct if it does).
@@ -469,8 +506,7 @@ def build_index(texts: dict[str, str]) -> LibraryIndex:
     # The catalogue: what each file may define (an opaque file: its text).
     # Any edit that can change which files a script links changes it; a
     # comment or a body edit does not (see stapbuild.tasks.ParseUpToDate).
-    catalogue = key_of({"files": {n: ["opaque", sha256_bytes(texts[n].encode())]
-                                  if e.opaque is not None else
+    catalogue = key_of({"files": {n: ["opaque", digests[n]] if e.opaque is not None else
                                   [e.functions, e.globals, e.aliases]
                                   for n, e in files.items()},
                         "stpm-structural": sorted(structural)})
@@ -574,38 +610,131 @@ def linked(users: list[ast.File], lib: dict[str, ast.File],
 
 # ------------------------------------------------------------------ the store
 _MEMO: dict[str, LibraryIndex] = {}
+# False: walk every token as lexed in full (bench/bench_parse.py compares).
+FAST_SCAN = True
+SCAN_STATE_SCHEMA = "stapbuild.library-scan-state/1"
+# A file changed this close to the time its stat was recorded may change
+# again without a new mtime (coarse timestamps): its stat is not trusted.
+RACY_NS = 2_000_000_000
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+def _read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _scanner_digests() -> list[str]:
+    from stapbuild.store import sha256_file
+    from codegen import lexer
+    from stapbuild import library_scan
+    return [sha256_file(Path(m.__file__)) for m in (sys.modules[__name__], library_scan, lexer)]
 
 
 def index_key(digests: dict[str, str]) -> str:
     """The index's content key: its files' digests, the schema and the
-    scanner (this module and the lexer it uses)."""
-    from stapbuild.store import key_of, sha256_file
-    from codegen import lexer
-    return key_of({"schema": INDEX_SCHEMA, "files": digests,
-                   "scanner": [sha256_file(Path(__file__)), sha256_file(Path(lexer.__file__))]})
+    scanner (this module, the sparse tokenizer and the lexer)."""
+    from stapbuild.store import key_of
+    return key_of({"schema": INDEX_SCHEMA, "files": digests, "scanner": _scanner_digests()})
+
+
+@dataclass
+class ScanState:
+    """What the last index build of a library saw, kept beside the store's
+    indexes so that the next build after an edit rescans only the edited
+    files: per path its stat (mtime, ctime, size, inode) and digest, and per
+    digest the file's own entry. Only a cache: a missing or damaged one
+    means reading and scanning everything, as on a first build."""
+    taken_ns: int = 0                                   # when the stats were taken
+    stats: dict[str, list] = field(default_factory=dict)    # path -> [m, c, size, ino, digest]
+    entries: dict[str, dict] = field(default_factory=dict)  # digest -> FileEntry json
+
+    @staticmethod
+    def path_for(named: dict[str, Path]) -> Path:
+        from stapbuild.store import artifacts_root, key_of
+        where = os.path.commonpath([str(p.parent) for p in named.values()]) if named else ""
+        key = key_of({"schema": SCAN_STATE_SCHEMA, "library": where,
+                      "scanner": _scanner_digests()})
+        return artifacts_root() / "store" / "library-scan-state" / f"{key}.json"
+
+    @classmethod
+    def load(cls, path: Path) -> "ScanState":
+        try:
+            doc = json.loads(path.read_bytes())
+            if doc["schema"] == SCAN_STATE_SCHEMA:
+                return cls(int(doc["taken_ns"]), dict(doc["stats"]), dict(doc["entries"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return cls()
+
+    def save(self, path: Path) -> None:
+        from stapbuild.store import atomic_write
+        atomic_write(path, json.dumps({"schema": SCAN_STATE_SCHEMA, "taken_ns": self.taken_ns,
+                                       "stats": self.stats, "entries": self.entries},
+                                      separators=(",", ":")).encode())
+
+    def trusted_digest(self, path: Path, st: os.stat_result) -> Optional[str]:
+        """The recorded digest of path if its stat is unchanged and was old
+        enough when recorded that an unnoticed same-size rewrite is ruled out."""
+        rec = self.stats.get(str(path))
+        if rec is None or rec[:4] != [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]:
+            return None
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= self.taken_ns - RACY_NS:
+            return None
+        return rec[4]
 
 
 def load_or_build(named: dict[str, Path]) -> LibraryIndex:
     """The index of these library files (name -> path, .stp and .stpm),
-    from the store when one was built for the same contents."""
+    from the store when one was built for the same contents. Files whose
+    stat is unchanged since the last build are not read; on a rebuild,
+    only files whose content changed are scanned."""
     from stapbuild import store
     from stapbuild.store import sha256_bytes
-    texts = {n: p.read_bytes() for n, p in named.items()}
-    digests = {n: sha256_bytes(b) for n, b in texts.items()}
+    state_path = ScanState.path_for(named)
+    old = ScanState.load(state_path)
+    new = ScanState(_now_ns())
+    texts: dict[str, bytes] = {}
+    digests: dict[str, str] = {}
+    for n, p in named.items():
+        st = os.stat(p)
+        d = old.trusted_digest(p, st)
+        if d is None:
+            texts[n] = _read_bytes(p)
+            d = sha256_bytes(texts[n])
+        digests[n] = d
+        new.stats[str(p)] = [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, d]
     key = index_key(digests)
-    hit = _MEMO.get(key)
-    if hit is not None:
-        return hit
-    art = store.lookup("library-index", key, "json")
-    index = None
-    if art is not None:
-        try:
-            index = LibraryIndex.from_json(json.loads(art.path.read_bytes()))
-        except (ValueError, KeyError, TypeError):
-            index = None                   # an old or damaged index: build it again
+    index = _MEMO.get(key) or _stored_index(key)
     if index is None:
-        index = build_index({n: b.decode() for n, b in texts.items()})
+        scanned: dict[str, FileEntry] = {}
+        for n, d in digests.items():
+            cached = old.entries.get(d)
+            if cached is None:
+                text = texts[n] if n in texts else _read_bytes(named[n])
+                scanned[n] = entry_of(text.decode(), FAST_SCAN)
+            else:
+                scanned[n] = FileEntry.from_json(cached)
+        index = assemble(scanned, digests)
         store.put_bytes("library-index", key, "json",
                         json.dumps(index.to_json(), separators=(",", ":")).encode())
+        new.entries = {digests[n]: e.to_json() for n, e in scanned.items()}
+    else:
+        new.entries = {d: old.entries[d] for d in digests.values() if d in old.entries}
+    if texts or new.entries.keys() != old.entries.keys():
+        new.save(state_path)
     _MEMO[key] = index
     return index
+
+
+def _stored_index(key: str) -> Optional[LibraryIndex]:
+    from stapbuild import store
+    art = store.lookup("library-index", key, "json")
+    if art is None:
+        return None
+    try:
+        return LibraryIndex.from_json(json.loads(art.path.read_bytes()))
+    except (ValueError, KeyError, TypeError):
+        return None                    # an old or damaged index: build it again

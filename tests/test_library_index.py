@@ -9,6 +9,7 @@ list of files, and so the same parse artifact and the same pass-2 result.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -388,3 +389,186 @@ def test_scan_never_raises_on_broken_text():
     for text in texts:
         for cut in {len(text), len(text) // 2, len(text) // 3, 7}:
             scan_file(text[:cut])
+
+
+# ------------------------------------------------------------------ the sparse scan
+from stapbuild import library_index  # noqa: E402
+from stapbuild.library_scan import sparse_tokens  # noqa: E402
+
+
+def _synthetic_texts() -> dict[str, str]:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from corpus import library as synthetic
+    return dict(synthetic())
+
+
+def _same_as_full_walk(text: str) -> None:
+    """The sparse stream's entry is the full walk's, to the opaque reason."""
+    assert scan_file(text).to_json() == scan_file(text, fast=False).to_json(), text
+
+
+def test_sparse_scan_equals_full_walk_over_real_libraries():
+    """Every file of tapsets/ and of the stap-sized synthetic library: the
+    sparse token stream gives the very entry the full lexer's does, and
+    the fast path really serves them (no bail-out to the full lexer)."""
+    texts = {str(p): p.read_text() for p in sorted((ROOT / "tapsets").rglob("*.stp*"))}
+    texts.update(_synthetic_texts())
+    bailed = [n for n, t in texts.items() if sparse_tokens(t) is None]
+    assert bailed == []
+    for text in texts.values():
+        _same_as_full_walk(text)
+
+
+def _assert_covers(entry, tree: ast.File, what: str) -> None:
+    d = definitions(tree)
+    assert entry.opaque is None, what
+    assert d.functions <= set(entry.functions), what
+    assert d.globals <= set(entry.globals), what
+    assert {tuple(c.name for c in a) for a in d.aliases} <= \
+        {tuple(a) for a in entry.aliases}, what
+
+
+@pytest.mark.parametrize("which", ["tapsets", "synthetic"])
+def test_index_names_every_definition_the_parser_finds(which, tmp_path, monkeypatch):
+    """The index must never miss a definition (a miss is a wrong 'unresolved
+    function' error): each file parsed in full, with the library's .stpm
+    macros, defines nothing its sparse-scan entry leaves out."""
+    if which == "tapsets":
+        files = {str(p): p.read_text() for p in TAPSETS}
+        lib = ROOT / "tapsets"
+    else:
+        lib = library(tmp_path, monkeypatch, _synthetic_texts())
+        files = {str(p): p.read_text() for p in sorted(lib.rglob("*.stp"))}
+        monkeypatch.setenv("STAPBUILD_TAPSETS", str(lib))
+    macros = passes.library_macros(PPContext())[0]
+    for name, text in files.items():
+        tree = parse_file(name, text, tapset=True, library_macros=macros)
+        _assert_covers(scan_file(text), tree, name)
+
+
+# Pieces of library text where a careless scanner goes wrong: structure in
+# comments, strings and embedded C, keywords as members, conditionals whose
+# branches define different things, macros.
+TRICKY = [
+    "function f1() { return 1 }\n", "global g1\n", "global g2 = 3, g3[10]\n",
+    "private function pf() { }\n", "private pg\n", "probe al.one = begin { x = 1 }\n",
+    "probe al.two += kernel.function(\"vfs_read\").call ?, k.f(\"x\").return ! { }\n",
+    "probe begin { }\n", "probe s*.{open,close} { }\n", "probe al.three = begin { }, { y = 2 }\n",
+    "# function c1() { }\n", "// global c2\n", "/* probe c3.x = begin { } */\n",
+    "/* { */\n", "# }\n", "%{ /* function e1() { } */ static int x = '{'; %}\n",
+    "function e2:long (a:long) %{ /* pure */ STAP_RETURN(1); %}\n",
+    "function s1() { s = \"} function s2() {\" return 1 }\n",
+    "function m1() { return @cast(0, \"task_struct\")->function + $p->global }\n",
+    "%( kernel_v >= \"2.6\" %? function c4() { } %: function c5() { } %)\n",
+    "%( arch == \"x86_64\" %? probe al.c6 = begin { } %: probe al.c7 = end { } %)\n",
+    "function b1() { %( CONFIG_X == \"y\" %? if (1) { a = 1 } %: a = 2 %) }\n",
+    "@define mac1 %( function nope() { } %)\n", "function u2() { @mac1 }\n",
+    "@define mac2(x) %( @x + 1 %)\nfunction u1() { return @mac2(1) + @mac2(2) }\n",
+    "probe al.four = begin { if (x) { y = 1 } else { y = \"}\" } }\n",
+    "function k1() { probe_x = 1; function_y = 2; $global = 3; return 1 }\n",
+    "function k2() { # probe\n return 1 }\n", "probe a.b, c.d = begin { }\n",
+    "global x = \"%( %)\"\n", "function q() { return \"\\\"}\" }\n",
+    "function n1() { v = 1.function } \n", "function n2() { x = y-->z }\n",
+    "probe m.\nprobe al.five = begin { }\n", "probe x = k(\nprobe al.six = begin { } )\n",
+]
+SOUP = ["probe", "function", "global", "private", "@define", "@m", "%(", "%?", "%:", "%)",
+        "{", "}", "(", ")", "=", "+=", ",", ".", "->", "a", "b.c", '"s"', '"{"', "%{ x %}",
+        "%{", "if", "?", "!", "*", ";", "1", "#c\n", "//c\n", "/*", "*/", "$1", "$#", "@1",
+        "\\", "\n", "kernel.function(\"x\")", "return", "é", "`"]
+
+
+def test_sparse_scan_equals_full_walk_on_tricky_and_random_text():
+    """Tricky pieces in every order and random token soups (cut anywhere):
+    the sparse stream never changes what the walk concludes."""
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=1500, deadline=None, derandomize=True)
+    @given(st.lists(st.sampled_from(TRICKY), max_size=8),
+           st.lists(st.sampled_from(SOUP), max_size=30), st.sampled_from([" ", "", "\n"]),
+           st.integers(min_value=0, max_value=400))
+    def check(pieces, soup, sep, cut):
+        text = "".join(pieces) + sep.join(soup)
+        _same_as_full_walk(text)
+        _same_as_full_walk(text[:cut])
+        _same_as_full_walk(sep.join(soup) + "".join(pieces))
+    check()
+
+
+def test_tricky_library_files_index_what_they_define(tmp_path, monkeypatch):
+    """Valid files made of the tricky pieces: whatever the parser finds
+    defined (in either branch of a conditional), the index names."""
+    from hypothesis import given, settings, strategies as st
+    valid = [p for p in TRICKY if "mac1" not in p and "u2()" not in p and
+             "a.b, c.d" not in p and "y-->z" not in p and "1.function" not in p and
+             "al.five" not in p and "al.six" not in p]
+    for p in valid:
+        parse_file("<t>", p, tapset=True, guru=True)     # each piece parses alone
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(st.sampled_from(valid), max_size=10, unique=True))
+    def check(pieces):
+        text = "".join(pieces)
+        entry = scan_file(text)
+        _same_as_full_walk(text)
+        for arch in ("x86_64", "arm64"):
+            pp = PPContext(arch=arch, kernel_release="6.1.0")
+            tree = parse_file("<t>", text, tapset=True, guru=True, pp=pp)
+            _assert_covers(entry, tree, text)
+    check()
+
+
+def test_edit_rescans_only_the_edited_file(tmp_path, monkeypatch):
+    """A rebuild after one edit reads the files whose stat changed and
+    scans only the file whose content changed; with nothing changed and
+    stats old enough to trust, no library file is read at all."""
+    d = library(tmp_path, monkeypatch, {f"f{i}.stp": f"function fn{i}() {{ return {i} }}\n"
+                                        for i in range(6)})
+    scanned: list[str] = []
+    read: list[Path] = []
+    real_scan, real_read = library_index.scan_file, library_index._read_bytes
+    monkeypatch.setattr(library_index, "scan_file",
+                        lambda text, fast=True: scanned.append(text) or real_scan(text, fast))
+    monkeypatch.setattr(library_index, "_read_bytes",
+                        lambda p: read.append(p) or real_read(p))
+    first = passes.library_index()
+    assert len(scanned) == 6 and len(read) == 6
+    # a new process, later: every stat is old enough to be trusted
+    clock = library_index._now_ns() + 10 * library_index.RACY_NS
+    monkeypatch.setattr(library_index, "_now_ns", lambda: clock)
+    library_index._MEMO.clear()
+    scanned.clear(), read.clear()
+    passes.library_index()              # records the stats at the later time
+    library_index._MEMO.clear()
+    scanned.clear(), read.clear()
+    again = passes.library_index()
+    assert scanned == [] and read == [] and again.to_json() == first.to_json()
+    (d / "f3.stp").write_text("function fn3() { return 3 }\nfunction extra() { }\n")
+    library_index._MEMO.clear()
+    edited = passes.library_index()
+    assert read == [d / "f3.stp"] and len(scanned) == 1 and "extra" in scanned[0]
+    assert edited.files[passes.rel(d / "f3.stp")].functions == ["extra", "fn3"]
+    assert names(both("probe begin { extra() }\n")[1]) == ["f3.stp"]
+
+
+def test_recent_stats_are_not_trusted(tmp_path, monkeypatch):
+    """A file rewritten with the same size within the timestamp granularity
+    keeps its mtime: a stat recorded that close to its change is not
+    trusted, so the rewrite is seen."""
+    d = library(tmp_path, monkeypatch, {"a.stp": "function aaa() { }\n"})
+    passes.library_index()
+    st = (d / "a.stp").stat()
+    (d / "a.stp").write_text("function bbb() { }\n")           # same size
+    os.utime(d / "a.stp", ns=(st.st_atime_ns, st.st_mtime_ns))
+    library_index._MEMO.clear()
+    assert passes.library_index().files[passes.rel(d / "a.stp")].functions == ["bbb"]
+
+
+def test_damaged_scan_state_is_ignored(tmp_path, monkeypatch):
+    d = library(tmp_path, monkeypatch, {"a.stp": "function aaa() { }\n"})
+    passes.library_index()
+    for p in (Path(os.environ["STAPBUILD_ARTIFACTS"]) / "store" / "library-scan-state").glob("*"):
+        p.write_text("{not json")
+    (d / "a.stp").write_text("function ccc() { }\n")
+    library_index._MEMO.clear()
+    assert passes.library_index().files[passes.rel(d / "a.stp")].functions == ["ccc"]
+
