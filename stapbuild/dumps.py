@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from codegen import ast
+
+if TYPE_CHECKING:
+    from stapbuild.library_index import FileEntry
 
 # Every form codegen.probes.ProbeResolver resolves (tests/test_cli_options.py
 # instantiates each one and runs it through pass 2, so this list cannot
@@ -61,10 +64,28 @@ PROBE_TYPES = [
 _TAG_RE = re.compile(r"/\*\s*(pure|unprivileged|myproc-unprivileged|guru|stable|unmodified-fnargs)\s*\*/")
 
 
-def _library(tapset_dirs: Optional[list[Path]]) -> dict[str, ast.File]:
+def _library(tapset_dirs: Optional[list[Path]],
+             wanted: Callable[["FileEntry"], bool]) -> dict[str, ast.File]:
+    """The library files that may hold what a dump lists, parsed: the
+    library index (stapbuild/library_index.py) says which files define
+    what, so a dump of aliases does not parse the files of functions and
+    the other way round. Opaque files are always parsed."""
     from codegen.preprocess import PPContext
     from stapbuild import passes
-    return passes.tapset_library(PPContext(), tapset_dirs)
+    pp = PPContext()
+    paths = passes.library_paths(tapset_dirs)
+    index = passes.library_index(tapset_dirs, paths)
+    load = passes.library_loader(pp, passes.library_macros(pp, tapset_dirs), paths)
+    return {name: load(name) for name, e in sorted(index.files.items())
+            if e.opaque is not None or wanted(e)}
+
+
+def _public_functions(e: "FileEntry") -> bool:
+    return any(not fn.startswith("_") for fn in e.functions)
+
+
+def _aliases(e: "FileEntry") -> bool:
+    return bool(e.aliases)
 
 
 def probe_types() -> list[str]:
@@ -73,7 +94,7 @@ def probe_types() -> list[str]:
 
 def functions(tapset_dirs: Optional[list[Path]] = None) -> list[str]:
     lines: set[str] = set()
-    for f in _library(tapset_dirs).values():
+    for f in _library(tapset_dirs, _public_functions).values():
         for fn in f.functions:
             # Private functions and the library's own helpers (leading _)
             # are not part of its interface.
@@ -90,7 +111,7 @@ def functions(tapset_dirs: Optional[list[Path]] = None) -> list[str]:
 
 def probe_aliases(tapset_dirs: Optional[list[Path]] = None) -> list[str]:
     lines: set[str] = set()
-    for f in _library(tapset_dirs).values():
+    for f in _library(tapset_dirs, _aliases).values():
         for a in f.aliases:
             op = "+=" if a.epilogue else "="
             targets = ", ".join(p.text() + ("?" if p.optional else "") for p in a.points)

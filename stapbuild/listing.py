@@ -47,7 +47,11 @@ def list_points(pattern: str, kctx, with_vars: bool) -> list[str]:  # type: igno
     user = parse_file(LISTING_NAME, text, pp=pp) if pp is not None else \
         parse_file(LISTING_NAME, text)
     point = user.probes[0].points[0]
-    lib = passes.tapset_library(pp) if pp is not None else {}
+    # Only the library files the pattern can reach (the library index):
+    # every file that defines an alias it names, and what those aliases use
+    # (what -L's closure() needs); not the whole library.
+    lib = passes.lazy_library([user], pp, None, passes.library_macros(pp))[0] \
+        if pp is not None else {}
     # Aliases the pattern names (vfs.*, syscall.read): listed by alias name.
     names: list[list[ast.Component]] = []
     for f in lib.values():

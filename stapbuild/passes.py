@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from codegen import ast
 from codegen.elaborate import IR_SCHEMA, elaborate
@@ -248,6 +248,18 @@ def library_index(extra_dirs: Optional[list[Path]] = None,
     return load_or_build({**stp, **stpm})
 
 
+def library_loader(pp: PPContext, macros: tuple[dict, dict[str, str]],
+                   paths: tuple[dict[str, Path], dict[str, Path]]) -> Callable[[str], ast.File]:
+    """Parse one library .stp file by its rel() name (paths: library_paths()),
+    or load its tree from the cache."""
+    lib_macros, digests = macros
+
+    def load(name: str) -> ast.File:
+        p = paths[0][name]
+        return _parse_cached(p, p.read_text(), True, False, pp, [], lib_macros, digests, name)
+    return load
+
+
 def lazy_library(users: list[ast.File], pp: PPContext, extra_dirs: Optional[list[Path]],
                  macros: tuple[dict, dict[str, str]], refs: Optional[dict] = None
                  ) -> tuple[dict[str, ast.File], str]:
@@ -259,12 +271,7 @@ def lazy_library(users: list[ast.File], pp: PPContext, extra_dirs: Optional[list
     from stapbuild.library_index import select_library
     paths = library_paths(extra_dirs)
     index = library_index(extra_dirs, paths)
-    lib_macros, digests = macros
-
-    def load(name: str) -> ast.File:
-        p = paths[0][name]
-        return _parse_cached(p, p.read_text(), True, False, pp, [], lib_macros, digests, name)
-
+    load = library_loader(pp, macros, paths)
     # Trees hold no cycles; the collector would only rescan the growing heap
     # while hundreds of them load (a fifth of the time for syscall.*).
     gc_was_enabled = gc.isenabled()

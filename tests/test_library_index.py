@@ -572,3 +572,80 @@ def test_damaged_scan_state_is_ignored(tmp_path, monkeypatch):
     library_index._MEMO.clear()
     assert passes.library_index().files[passes.rel(d / "a.stp")].functions == ["ccc"]
 
+
+# ------------------------------------------------------------------ listing and dumps
+def _whole_library(monkeypatch) -> None:
+    """Make listing and dumps read the whole library, as they did before
+    the index: the reference their output must equal."""
+    from stapbuild import dumps
+    monkeypatch.setattr(dumps, "_library",
+                        lambda dirs, wanted: passes.tapset_library(PPContext(), dirs))
+    monkeypatch.setattr(passes, "lazy_library",
+                        lambda users, pp, dirs, macros, refs=None:
+                        (passes.tapset_library(pp, dirs, macros), ""))
+
+
+@pytest.mark.parametrize("lib", ["tapsets", "synthetic"])
+def test_dumps_and_listing_from_the_index_print_the_same(lib, tmp_path, monkeypatch):
+    """--dump-functions, --dump-probe-aliases and -l's alias names: the same
+    lines from the files the index picks as from the whole library, while
+    fewer files are parsed."""
+    from stapbuild import dumps, listing
+    if lib == "synthetic":
+        d = library(tmp_path, monkeypatch, _synthetic_texts())
+        for p in (ROOT / "tapsets").rglob("*.stp"):
+            (d / "ours" / p.name).parent.mkdir(exist_ok=True)
+            (d / "ours" / p.name).write_text(p.read_text())
+    monkeypatch.setattr(listing, "_facts", lambda kctx: None)
+
+    class NoKernel:                     # alias names need no kernel facts
+        def pp_context(self):
+            return PPContext()
+    patterns = ["syscall.*", "vfs.*", "scheduler.ctxswitch", "*.*", "nd_syscall.a*", "s*.*.return"]
+
+    def listed(pattern):
+        from codegen.errors import StapError
+        try:
+            return listing.list_points(pattern, NoKernel(), False)
+        except StapError as e:          # no alias matches: a kernel-side point
+            return e.render()
+    loaded: list[str] = []
+    real_loader = passes.library_loader
+
+    def counting_loader(*a):
+        load = real_loader(*a)
+        return lambda name: loaded.append(name) or load(name)
+    monkeypatch.setattr(passes, "library_loader", counting_loader)
+    got = {"functions": dumps.functions(), "aliases": dumps.probe_aliases()}
+    dump_loads = len(loaded)
+    for pattern in patterns:
+        loaded.clear()
+        got[pattern] = listed(pattern)
+        if pattern == "scheduler.ctxswitch":
+            assert 0 < len(loaded) < len(passes.tapset_files()) / 2
+    total = len(passes.tapset_files())
+    assert dump_loads < 2 * total
+    _whole_library(monkeypatch)
+    want = {"functions": dumps.functions(), "aliases": dumps.probe_aliases()}
+    for pattern in patterns:
+        want[pattern] = listed(pattern)
+    assert got == want
+    assert got["functions"] and got["aliases"] and got["syscall.*"]
+
+
+# ------------------------------------------------------------------ broken tapsets
+def test_a_broken_tapset_fails_only_the_scripts_that_may_link_it(tmp_path, monkeypatch):
+    """Pass 1 parses only the library files the index selects, so a tapset
+    with a parse error is reported (stap's 'parse error:' lines, naming the
+    tapset, and pass 1 fails) only for a script that may link it; other
+    scripts build as if it were not there (stap skips a broken tapset
+    with a warning on every run; see README, Extending)."""
+    from codegen.parser import ParseErrors
+    d = library(tmp_path, monkeypatch, {"bad.stp": "function broken() { return 1 +* }\n",
+                                        "good.stp": "function fine() { return 1 }\n"})
+    assert passes.parse_pass(None, "probe begin { print(fine()) }\n", None).library_files == 1
+    with pytest.raises(ParseErrors) as e:
+        passes.parse_pass(None, "probe begin { print(broken()) }\n", None)
+    text = e.value.render()
+    assert text.startswith("parse error: expected literal string or number\n")
+    assert f"at {d / 'bad.stp'}:1:31" in text and text.endswith("1 parse error.\n")
