@@ -38,6 +38,7 @@ def run_boot(series: list[str]) -> dict:
         out[s] = {"release": res.release, "seconds": round(time.monotonic() - started),
                   "cases": {n: p for n, p in res.problems.items()},
                   "faults": res.faults, "fuzz_cases": res.fuzz_cases,
+                  "wedges": res.wedges,
                   "splats": res.splats,
                   "memory": torture.memory_table(res.results.get("cycle", {}).get("extra", {})),
                   "outload": res.results.get("outload", {}).get("digest"),
@@ -99,6 +100,9 @@ def main() -> int:
         if "memory" in r:
             print(f"{s}: {torture.CYCLES} load/unload cycles, growth: {r['memory']}")
             print(f"{s}: transport failures {r['transport_failures']}, outload {r['outload'] and r['outload'].get('lines')} lines")
+        for w in r.get("wedges", []):
+            print(f"{s}: WEDGE: the guest died in {w['died_in']!r} at {w['step']!r} (cases from there on rerun "
+                  f"in a fresh boot): {w['trouble'][:2]} at {' < '.join(w['frames']) or '?'}")
     if fz:
         print(f"fuzzer: {fz}")
         for f in fz["failures"]:
@@ -110,6 +114,8 @@ def main() -> int:
           f"compiled against kernel headers ({fz.get('compiled_full', 0)} fully), "
           f"{sum(r.get('fuzz_cases', 0) for r in report['boot'].values())} run booted")
     print(f"kernel splats:       {splats}   (must be 0)")
+    print(f"guest wedges:        {sum(len(r.get('wedges', [])) for r in report['boot'].values())}"
+          f"   (each rerun in a fresh boot; see above)")
     print(f"lost artifacts:      {lost}   (must be 0; {report['store']['artifacts']} artifacts, "
           f"{report['store']['refs']} refs checked)")
     print(f"world-writable:      {len(report['world_writable'])}   (must be 0)")

@@ -428,6 +428,19 @@ def _fault_case(case: dict[str, Any], ko: Path, modname: str) -> dict[str, Any]:
         return {"rc": rc2, "stdout": out2, "stderr": err2, "extra": extra}
 
 
+def _mark(text: str) -> None:
+    """A progress line in the guest's kernel log (and so on its serial
+    console), next to whatever the kernel reports: when a guest wedges, the
+    console says which step of a long case it was in. Only in a batch guest."""
+    if os.environ.get(POWEROFF_ENV) != "1":
+        return
+    try:
+        with open("/dev/kmsg", "w") as f:
+            f.write(f"stapbuild batch: {text}\n")
+    except OSError:
+        pass
+
+
 def _repeat_case(case: dict[str, Any], ko: Path, modname: str) -> dict[str, Any]:
     n, warmup = int(case.get("repeat", 1)), int(case.get("warmup", 0))
     extra: dict[str, Any] = {"runs": 0, "failed_runs": 0, "stale_after_run": 0,
@@ -437,6 +450,7 @@ def _repeat_case(case: dict[str, Any], ko: Path, modname: str) -> dict[str, Any]
 
     def once() -> None:
         nonlocal first_stdout, rc_all
+        _mark(f"{case['name']} run {extra['runs'] + 1}")
         rc, out, err = _run_once(case, ko)
         extra["runs"] += 1
         if rc != 0:
@@ -455,15 +469,19 @@ def _repeat_case(case: dict[str, Any], ko: Path, modname: str) -> dict[str, Any]
     for _ in range(warmup):
         once()
     if every:
+        _mark(f"{case['name']} memory snapshot")
         extra["mem_series"] = [[0, memory_snapshot()]]
     tracer = AllocTrace() if case.get("trace_allocs") else None
     if tracer:
+        _mark(f"{case['name']} allocation trace on")
         tracer.start()
     for i in range(n):
         once()
         if every and (i + 1) % every == 0:
+            _mark(f"{case['name']} memory snapshot")
             extra["mem_series"].append([i + 1, memory_snapshot()])
     if tracer:
+        _mark(f"{case['name']} allocation trace off")
         extra["alloc_trace"] = tracer.stop()
     err_text = "".join(extra["stderr_variants"][:1])
     return {"rc": rc_all, "stdout": first_stdout or "", "stderr": err_text, "extra": extra}
@@ -645,6 +663,7 @@ def main(argv: list[str]) -> int:
     results = []
     for c in plan:
         _emit(f"{CASE_MARK} starting {json.dumps(c['name'])}")
+        _mark(f"case {c['name']}")
         dog = _watchdog(c["name"], float(c.get("budget", CASE_BUDGET)))
         r = run_case(c)
         dog.cancel()
@@ -716,7 +735,7 @@ def run_cases(release: str, cases: list[dict[str, Any]],
                          f"{res.stderr}\n{res.console[-3000:]}") from None
     by_name = {r["name"]: r for r in results}
     if not by_name[BOOT].get("complete"):
-        by_name[BOOT]["console"] = res.console[-6000:]
+        by_name[BOOT]["console"] = res.console[-30000:]
         by_name[BOOT]["guest_stderr"] = res.stderr[-3000:]
         console = res.console.splitlines()
         by_name[BOOT]["kernel_trouble"] = [l for l in console if KERNEL_TROUBLE.search(l)]

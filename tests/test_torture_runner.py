@@ -223,3 +223,47 @@ def test_a_console_lockup_is_summarised_with_where_the_kernel_was():
                             "? text_poke_memset+0x20/0x20 < on_each_cpu_cond_mask+0x1e/0x30 < "
                             "stp_disarm+0x9c/0x230")
     assert batch.trouble_frames(["[ 1.0] all quiet"]) == []
+
+
+def test_a_guest_that_dies_is_rerun_from_the_case_it_died_in(monkeypatch):
+    """run_suite's one reboot: the cases that finished keep their results,
+    the one the guest died in and all after it run in a fresh boot, and the
+    death is returned as a wedge with the kernel's frames."""
+    from stapbuild import batch, torture
+    plans = []
+
+    def fake_run_cases(release, plan, timeout, kernel_args):
+        plans.append([c["name"] for c in plan])
+        assert "softlockup_panic=1" in kernel_args
+        if len(plans) == 1:
+            return {"a": {"name": "a", "rc": 0},
+                    batch.BOOT: {"name": batch.BOOT, "complete": False, "died_in": "b",
+                                 "kernel_trouble": SOFT_LOCKUP_CONSOLE[1:2],
+                                 "kernel_log": batch.trouble_context(SOFT_LOCKUP_CONSOLE)}}
+        return {n: {"name": n, "rc": 0} for n in plan_names(plan)} | {
+            batch.BOOT: {"name": batch.BOOT, "complete": True}}
+
+    def plan_names(plan):
+        return [c["name"] for c in plan]
+
+    monkeypatch.setattr(batch, "run_cases", fake_run_cases)
+    results, wedges = torture._run_with_one_reboot(
+        "6.1.0-57-amd64", [{"name": n} for n in "abc"], 100)
+    assert plans == [["a", "b", "c"], ["b", "c"]]
+    assert sorted(results) == [batch.BOOT, "a", "b", "c"] and results[batch.BOOT]["complete"]
+    (w,) = wedges
+    assert w["died_in"] == "b" and "soft lockup" in w["trouble"][0]
+    assert w["frames"][0] == "RIP smp_call_function_many_cond+0x12f/0x3f0"
+
+
+def test_a_wedge_that_repeats_is_a_failure(monkeypatch):
+    from stapbuild import batch, torture
+
+    def always_dies(release, plan, timeout, kernel_args):
+        return {batch.BOOT: {"name": batch.BOOT, "complete": False, "died_in": plan[0]["name"],
+                             "kernel_trouble": [], "kernel_log": []}}
+
+    monkeypatch.setattr(batch, "run_cases", always_dies)
+    results, wedges = torture._run_with_one_reboot("6.1.0-57-amd64", [{"name": "x"}], 100)
+    assert [w["died_in"] for w in wedges] == ["x", "x"]
+    assert not results[batch.BOOT]["complete"] and "x" not in results
