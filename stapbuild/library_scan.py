@@ -28,7 +28,7 @@ body:
   top level;
 * an ``@define`` body at the top level is sparse with its own ``%( %)``
   nesting and leaves the brace depth alone, as the walk's ``define`` does;
-* anything the fast path cannot classify (an ``@define`` inside a body,
+* anything the fast path cannot classify (an ``@define`` inside any block,
   a brace in a body's ``%(`` condition, an unclosed string or ``%{``, an
   argument splice, a junk character at the top level, a stray ``}``)
   returns None, and the caller lexes the file in full.
@@ -213,6 +213,11 @@ class _Sparse:
                     not self.conditional(k, len(self.stack)):
                 return None
             if k == "@define":
+                if self.stack:
+                    # The walk reads the macro body in a block it may take
+                    # for a body; braces in it would then count differently
+                    # here and there.
+                    return None
                 self.seen.clear()
             if self.stack:              # a brace expansion or an odd block: all in full
                 continue
