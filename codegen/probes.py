@@ -158,6 +158,8 @@ class ProbeResolver:
         if names[0] == "kernel" and len(comps) >= 2 and names[1] == "function":
             if len(comps) >= 3 and names[2] in ("label", "callee", "callees"):
                 return self._kernel_function_inner(comps, body, origin)
+            if "inline" in names[2:]:
+                return self._kernel_function_inline(comps, body, origin)
             return self._kernel_function(comps, body, origin)
         if names[0] == "kernel" and len(comps) >= 2 and names[1] == "statement":
             return self._kernel_statement(comps, body, origin)
@@ -687,6 +689,68 @@ class ProbeResolver:
             raise StapError("semantic", "no match", kind.loc,
                             token=f"identifier '{kind.name}'")
         return out
+
+    def _kernel_function_inline(self, comps: list[ast.Component], body: ast.Block,
+                                origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """kernel.function("PATTERN").inline: a kprobe at the entry of every
+        inlined instance of the matching functions, with the inlined
+        function's parameters as they are at that address.  Plain
+        kernel.function("f") keeps to out-of-line copies, as in SystemTap.
+        Nothing may follow .inline (no .return: an inlined copy has no
+        return to hook), as in SystemTap's probe point tree."""
+        from codegen.debuginfo import inlines
+        fn = comps[1]
+        for c in comps[2:]:
+            if not (c.name == "inline" and c.arg is None) or c is not comps[2]:
+                raise StapError("semantic", "probe point mismatch", c.loc,
+                                token=f"identifier '{c.name}'")
+        if isinstance(fn.arg, ast.Number):
+            raise StapError("semantic", "probe point mismatch", comps[2].loc,
+                            token="identifier 'inline'")
+        pattern = _string_arg(fn)
+        token = f"string '{pattern}'"
+        self._dwarf_kernel(fn, "kernel.function(...).inline", token)
+        func_pat, _, file_pat = pattern.partition("@")
+        if file_pat and _split_lines(file_pat, fn)[1] is not None:
+            raise StapError("semantic", ".inline takes a function and file, not lines",
+                            fn.loc, token=token)
+        out: list[DerivedProbe] = []
+        try:
+            found = inlines.find_instances(self.kernel, func_pat, file_pat)
+        except inlines.TooWide as err:
+            raise StapError("semantic", str(err), fn.loc, token=token) from None
+        for cu, inst in found:
+            probe = self._inline_probe(cu, inst, body, origin)
+            if probe is not None:
+                out.append(probe)
+        if not out:
+            raise StapError("semantic", f"no match for probe point kernel.function"
+                            f"(\"{pattern}\").inline in kernel {self.kernel.release}",
+                            fn.loc, token=token)
+        return out
+
+    def _inline_probe(self, cu: int, inst: dict, body: ast.Block,
+                      origin: ast.ProbePoint) -> Optional[DerivedProbe]:
+        """A kprobe at one inlined instance, registered as the containing
+        function's symbol + offset (KASLR-proof); None when that symbol is
+        not unique (a static name defined twice cannot be told apart)."""
+        from codegen.debuginfo import inlines
+        hit = self.kernel.function_at(inst["entry"])
+        if hit is None or self.kernel.symbol_count(hit[0]) != 1:
+            return None
+        symbol, start, _size = hit
+        where = inst["name"] if inst.get("decl_file") is None else \
+            f"{inst['name']}@{inst['decl_file']}:{inst.get('decl_line') or 0}"
+        scoped = {"name": inst["name"], "symbol": symbol, "address": inst["entry"],
+                  "decl_file": inst.get("decl_file"), "decl_line": inst.get("decl_line"),
+                  "return_type": None, "params": inlines.instance_scope(self.kernel, cu, inst),
+                  "statement_pc": inst["entry"], "inlined_into": symbol}
+        return DerivedProbe("kprobe", f'kernel.function("{where}").inline',
+                            copy.deepcopy(body), origin.loc,
+                            {"symbol": symbol, "offset": inst["entry"] - start,
+                             "is_return": False, "maxactive": 0, "optional": origin.optional,
+                             "address": inst["entry"], "statement": True, "inline": True},
+                            function=scoped)
 
 
 def _function_suffixes(suffixes: list[ast.Component]) -> tuple[bool, int]:

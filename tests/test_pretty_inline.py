@@ -120,3 +120,49 @@ def test_pretty_in_return_probe_is_read_at_entry(kctx):
 def test_pretty_messages(kctx, text, msg):
     assert msg in error(kctx, text)
 
+
+# ------------------------------------------------------------------ .inline
+
+# file_ppos() is a static inline of fs/read_write.c with no out-of-line
+# copy in either series: ksys_read/ksys_write/do_readv/do_writev inline it.
+INLINE_FILE_PPOS = 'kernel.function("file_ppos@fs/read_write.c").inline'
+
+
+def test_inline_probes_every_instance(kctx):
+    ir = elaborate(kctx, f'probe {INLINE_FILE_PPOS} {{ println($file->f_pos, " ", $file$) }}')
+    probes = ir["probes"]
+    hosts = sorted(p["params"]["symbol"] for p in probes)
+    assert hosts == ["do_readv", "do_writev", "ksys_read", "ksys_write"]
+    for p in probes:
+        assert p["params"]["inline"] and not p["params"]["is_return"]
+        # inside its host, after that function's entry
+        assert p["params"]["offset"] > 0
+        assert p["pp"].startswith('kernel.function("file_ppos@fs/read_write.c:') and \
+            p["pp"].endswith('").inline')
+        chains = [n["info"] for n in iter_nodes(p["body"])
+                  if n.get("k") == "TargetSymbol" and n["info"].get("access") == "chain"]
+        # $file is where DWARF puts it at the instance's entry: a register
+        assert chains and chains[0]["base"]["kind"] == "reg"
+
+
+def test_plain_function_keeps_out_of_line_copies(kctx):
+    assert "no match for probe point" in error(
+        kctx, 'probe kernel.function("file_ppos@fs/read_write.c") { print(1) }')
+
+
+@pytest.mark.parametrize("suffix, token", [
+    (".inline.return", "identifier 'return'"),
+    (".return.inline", "identifier 'return'"),
+    (".inline.call", "identifier 'call'"),
+])
+def test_inline_return_is_a_mismatch(kctx, suffix, token):
+    msg = error(kctx, f'probe kernel.function("file_ppos@fs/read_write.c"){suffix} '
+                      '{ print(1) }')
+    assert f"semantic error: probe point mismatch: {token} at t.stp:1:" in msg, msg
+    assert "source: probe kernel.function" in msg and "^" in msg
+
+
+def test_inline_without_instances(kctx):
+    msg = error(kctx, 'probe kernel.function("vfs_read").inline { print(1) }')
+    assert ('no match for probe point kernel.function("vfs_read").inline in kernel '
+            f'{kctx.release}') in msg

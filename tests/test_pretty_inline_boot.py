@@ -1,9 +1,12 @@
 """Booted on both series (one boot each): pretty-printed target variables
 ($file$, $p->member$$, @cast(...)$) against the plain values the same
-probe reads."""
+probe reads, the same in a process probe (user memory), and a
+kernel.function(...).inline probe that fires."""
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +18,36 @@ DD_FILE = ("printf 'pretty!' > /tmp/stapbuild-pretty-file; "
            "rm -f /tmp/stapbuild-pretty-file")
 
 
+DEMO_SRC = ROOT / "tests" / "c" / "uprobe_demo.c"
+# point_sum(&pt, 3) with pt = {40, 2, label} and label[] = "origin" in main
+UPRETTY = r'''
+probe process("@BIN@").function("point_sum") {
+	println("upoint ", $p$)
+	println("udeep ", $p$$)
+	printf("uvals label=%x\n", $p->label)
+}
+'''
+
+
+def _user_pretty(tmp: Path, release: str) -> tuple[Path, Path]:
+    """The demo program (gcc -g, under /tmp so the guest sees it at the
+    same path) and the module pretty-printing its struct point."""
+    demo = tmp / "uprobe_demo"
+    subprocess.run(["gcc", "-g", "-o", str(demo), str(DEMO_SRC)], check=True, cwd=ROOT)
+    script = tmp / "upretty.stp"
+    script.write_text(UPRETTY.replace("@BIN@", str(demo)))
+    return demo, build_module(script, release)
+
+
 @pytest.fixture(scope="module", params=["6.1", "6.12"])
-def results(request):
+def results(request, tmp_path_factory):
     release = resolve(request.param)
+    demo, upretty = _user_pretty(tmp_path_factory.mktemp(f"pretty-{request.param}"), release)
     cases = [
         case("pretty_vfs", build_module(SCRIPTS / "pretty_vfs.stp", release), workload=DD_FILE),
+        case("upretty", upretty, workload=f"{demo} 1"),
+        case("inline", build_module(SCRIPTS / "inline_file_ppos.stp", release),
+             workload="dd if=/dev/zero of=/dev/null bs=512 count=20 status=none"),
     ]
     return release, run_batch(release, cases)
 
@@ -63,3 +91,27 @@ def test_pretty_file_and_members(results):
     # the object at a bad address: the script error, caught
     assert got["caught"].startswith("kernel read fault at 0x00000000003e8000"), got["caught"]
 
+
+@pytest.mark.boot
+def test_inline_probe_fires(results):
+    _, res = results
+    r = ok(res["inline"])
+    hits = re.findall(r'^hits (kernel\.function\("file_ppos@fs/read_write\.c:\d+"\)\.inline) '
+                      r'(\d+)$', r["stdout"], re.M)
+    assert len(hits) == 1, r["stdout"]           # one pp for the four instances
+    # dd: 20 reads and 20 writes through ksys_read/ksys_write (plus its
+    # loader's reads)
+    assert int(hits[0][1]) >= 40, r["stdout"]
+    files = re.search(r"^files (\d+)$", r["stdout"], re.M)
+    assert files and int(files.group(1)) == int(hits[0][1]), r["stdout"]
+
+
+@pytest.mark.boot
+def test_pretty_user_struct(results):
+    _, res = results
+    r = ok(res["upretty"])
+    got = _lines(r)
+    label = got["uvals"].split("=")[1]
+    # $ shows the char* member as its address, $$ as the string
+    assert got["upoint"] == f"{{.x=0x28, .y=0x2, .label=0x{label}}}", r["stdout"]
+    assert got["udeep"] == '{.x=0x28, .y=0x2, .label="origin"}', r["stdout"]

@@ -345,11 +345,20 @@ def scope_at(facts, info: dict, pc: int) -> list[dict]:  # type: ignore[no-untyp
     if hit is not MISSING and isinstance(hit, list):
         return hit
     die = _function_die(facts, info)
-    out: list[dict] = []
     if die is None:
-        return out
-    cu = die.cu
-    fb_expr = expr_at_pc(cu, die, "DW_AT_frame_base", pc)
+        return []
+    out = scope_vars(facts, die, die, pc)
+    facts.cache.put("scope", key, out)
+    return out
+
+
+def scope_vars(facts, func: DIE, scope: DIE, pc: int) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The variables declared in `scope` (a subprogram, or an inlined
+    instance inside the concrete function `func`, whose frame base applies)
+    and its lexical blocks that cover pc, as scope_at returns them."""
+    cu = func.cu
+    die = scope
+    fb_expr = expr_at_pc(cu, func, "DW_AT_frame_base", pc)
     frame_base = None
     if isinstance(fb_expr, list):
         s = summarize_expr(cu, fb_expr)
@@ -392,7 +401,6 @@ def scope_at(facts, info: dict, pc: int) -> list[dict]:  # type: ignore[no-untyp
     out = sorted(seen.values(), key=lambda v: v["index"])
     for v in out:
         v.pop("depth", None)
-    facts.cache.put("scope", key, out)
     return out
 
 
