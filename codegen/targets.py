@@ -400,9 +400,12 @@ def _unresolved(e: ast.Expr, msg: str) -> ast.Expr:
 class ProbeTargets:
     """Resolves the target expressions of one derived probe (or function)."""
 
-    def __init__(self, nav, probe=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, nav, probe=None, module_nav=None) -> None:  # type: ignore[no-untyped-def]
         self.nav = nav
         self.probe = probe
+        # module name -> that module's TypeNav (its DWARF), for
+        # @cast(p, "type", "module"); None without kernel DWARF.
+        self.module_nav = module_nav
 
     def _fn(self) -> Optional[dict]:
         p = self.probe
@@ -431,12 +434,27 @@ class ProbeTargets:
         if not e.strings:
             return _unresolved(e, "@cast needs a type name")
         mods = e.strings[1] if len(e.strings) > 1 else "kernel"
-        if any(m not in ("kernel", "vmlinux") and not m.startswith("kernel<")
-               for m in mods.split(":")):
-            return _unresolved(e, f"@cast type lookup in module '{mods}' is not supported yet "
-                                  "(only \"kernel\")")
+        # SystemTap searches the ':'-separated list in order; the first
+        # place that defines the type gives its layout.
+        navs = []
+        for m in mods.split(":"):
+            if m in ("kernel", "vmlinux") or m.startswith("kernel<"):
+                navs.append(self.nav)
+            elif self.module_nav is None:
+                return _unresolved(e, f"@cast type lookup in module '{m}' needs the kernel's "
+                                      "DWARF (its -dbg package)")
+            else:
+                try:
+                    navs.append(self.module_nav(m))
+                except (LookupError, RuntimeError) as err:
+                    return _unresolved(e, f"@cast type lookup in module '{m}': {err}")
+        nav = next((n for n in navs if n.lookup(e.strings[0]) is not None), None)
+        if nav is None:
+            where = "the kernel's debug info" if mods == "kernel" else f"'{mods}'"
+            e.info = {"error": f"type definition '{e.strings[0]}' not found in {where}"}
+            return e
         try:
-            e.info = resolve_cast(self.nav, e.strings[0], e)
+            e.info = resolve_cast(nav, e.strings[0], e)
         except TargetError as err:
             e.info = {"error": str(err)}
         return e
@@ -634,9 +652,10 @@ class ProbeTargets:
                               f"(alternatives: {known})")
 
 
-def prepare_body(body: ast.Node, nav, probe=None) -> None:  # type: ignore[no-untyped-def]
+def prepare_body(body: ast.Node, nav, probe=None,  # type: ignore[no-untyped-def]
+                 module_nav=None) -> None:
     """Resolve targets, fold @defined and the dead branches it leaves."""
-    rewrite(body, ProbeTargets(nav, probe).resolve)
+    rewrite(body, ProbeTargets(nav, probe, module_nav).resolve)
     fold(body)
 
 

@@ -194,3 +194,45 @@ def test_missing_function_in_module_is_a_no_match_error(kctx):
 def test_unknown_parameter_names_the_alternatives(kctx):
     msg = error(kctx, 'probe module("loop").function("loop_configure") { println($nosuch) }')
     assert "unable to find local 'nosuch'" in msg and "$lo $mode $bdev $config" in msg, msg
+
+
+def cast_infos(probe: dict) -> list[dict]:
+    """The resolved access of each @cast in a probe body, in order."""
+    out: list[dict] = []
+
+    def walk(node) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(node, dict):
+            if node.get("k") == "AtOp" and node.get("op") == "cast":
+                out.append(node["info"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(probe["body"])
+    return out
+
+
+@pytest.mark.kernel
+def test_cast_to_a_module_type(kctx):
+    """@cast(p, "type", "module"): the layout comes from that module's
+    DWARF (struct loop_device is defined only in loop.ko), in any probe;
+    a ':' list is searched in order, kernel first here."""
+    ir = elaborate(kctx, 'probe kernel.function("vfs_read") { '
+                         'println(@cast($file, "struct loop_device", "loop")->lo_offset) '
+                         'println(@cast($file, "struct file", "kernel:loop")->f_pos) }')
+    (p,) = ir["probes"]
+    lo, f = cast_infos(p)
+    assert lo["base"] == {"kind": "expr"} and lo["steps"] == [{"n": 8, "op": "add"}], lo
+    assert lo["final"] == {"kind": "load", "signed": True, "size": 8}, lo
+    assert f["final"]["size"] == 8 and f["steps"][0]["op"] == "add", f
+
+
+@pytest.mark.kernel
+def test_cast_module_errors(kctx):
+    msg = error(kctx, 'probe begin { println(@cast(0, "struct loop_device")->lo_number) }')
+    assert "type definition 'struct loop_device' not found in the kernel's debug info" in msg, msg
+    msg = error(kctx, 'probe begin { println(@cast(0, "struct nosuch_t", "loop")->x) }')
+    assert "type definition 'struct nosuch_t' not found in 'loop'" in msg, msg
+    msg = error(kctx, 'probe begin { println(@cast(0, "struct file", "nosuchmod")->f_pos) }')
+    assert msg.startswith("semantic error: @cast type lookup in module 'nosuchmod':"), msg

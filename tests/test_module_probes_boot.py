@@ -63,5 +63,7 @@ def test_module_probes(results):
     assert re.search(r"^parms lo=0x[0-9a-f]{16} mode=0x[0-9a-f]+ bdev=0x[0-9a-f]{16} "
                      r"config=0x[0-9a-f]{16}$", out, re.M), out
     assert "return rc=0 return=0x0 entry_lo=0" in out.splitlines(), out
+    # @cast to the module's own struct, after loop_configure set it up
+    assert "cast lo_offset=4096" in out.splitlines(), out
     assert "wild loop_configure" in out.splitlines(), out
     assert "wild loop_control_ioctl" in out.splitlines(), out      # losetup -f asks it

@@ -164,6 +164,14 @@ class TypeNav:
         else:
             kinds = ["struct", "union", "typedef"]
             bare = name
+        # A module's own types (struct loop_device lives only in loop.ko)
+        # come from its DWARF first; the kernel's BTF then completes what
+        # the module only declares.
+        own_first = self.vmlinux is not None and Path(self.vmlinux).suffix == ".ko"
+        if own_first:
+            found = self._dwarf_lookup(kinds, bare)
+            if found is not None:
+                return found
         btf = self.btf()
         if btf is not None:
             from .btf import KIND_ENUM, KIND_STRUCT, KIND_TYPEDEF, KIND_UNION
@@ -176,16 +184,20 @@ class TypeNav:
             # vmlinux BTF has every struct/union/typedef of the kernel
             # (deduplicated): not there means not anywhere.
             return None
-        if self.vmlinux is not None and self.index is not None:
-            from .dwarf_open import open_dwarf
-            from .dwarf_types import type_info
-            from .functions import _find_struct
-            tags = {"struct": "DW_TAG_structure_type", "union": "DW_TAG_union_type"}
-            dw = open_dwarf(self.vmlinux)
-            for k in kinds:
-                if k not in tags:
-                    continue
-                die = _find_struct(dw, str(self.vmlinux.resolve()), tags[k], bare, None, 400)
-                if die is not None:
-                    return type_info(die)
+        return None if own_first else self._dwarf_lookup(kinds, bare)
+
+    def _dwarf_lookup(self, kinds: list[str], bare: str) -> Optional[TypeInfo]:
+        if self.vmlinux is None or self.index is None:
+            return None
+        from .dwarf_open import open_dwarf
+        from .dwarf_types import type_info
+        from .functions import _find_struct
+        tags = {"struct": "DW_TAG_structure_type", "union": "DW_TAG_union_type"}
+        dw = open_dwarf(self.vmlinux)
+        for k in kinds:
+            if k not in tags:
+                continue
+            die = _find_struct(dw, str(Path(self.vmlinux).resolve()), tags[k], bare, None, 400)
+            if die is not None:
+                return type_info(die)
         return None
