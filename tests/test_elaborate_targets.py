@@ -9,9 +9,9 @@ import pytest
 
 from codegen import ast
 from codegen.elaborate import iter_nodes
-from codegen.errors import StapError, StapErrors
 from stapbuild import passes
 from tests.bootlib import resolve
+from tests.pass2lib import elaborate, error
 
 pytestmark = pytest.mark.kernel
 
@@ -19,17 +19,6 @@ pytestmark = pytest.mark.kernel
 @pytest.fixture(scope="module", params=["6.1", "6.12"])
 def kctx(request):
     return passes.kernel_context(resolve(request.param))
-
-
-def elaborate(kctx, text: str) -> dict:
-    parsed = passes.parse_pass(None, text, kctx, name="t.stp")
-    return passes.elaborate_pass(parsed.artifact, kctx).artifact.read_json()
-
-
-def error(kctx, text: str) -> str:
-    with pytest.raises((StapError, StapErrors)) as ei:
-        elaborate(kctx, text)
-    return ei.value.render()
 
 
 def infos(ir: dict, probe: int = 0) -> list[dict]:

@@ -11,20 +11,10 @@ import pytest
 from codegen.debuginfo.elf_symbols import ElfImage
 from codegen.debuginfo.kernel_index import FunctionEntry
 from codegen.debuginfo.module_dwarf import build_module_index, is_relocatable, section_bases
-from codegen.errors import StapError, StapErrors
 from stapbuild import kernels, listing, passes
 from tests.bootlib import resolve
-
-
-def elaborate(kctx, text: str) -> dict:
-    parsed = passes.parse_pass(None, text, kctx, name="t.stp")
-    return passes.elaborate_pass(parsed.artifact, kctx).artifact.read_json()
-
-
-def error(kctx, text: str) -> str:
-    with pytest.raises((StapError, StapErrors)) as ei:
-        elaborate(kctx, text)
-    return ei.value.render()
+from codegen.elaborate import iter_nodes
+from tests.pass2lib import elaborate, error
 
 
 def target_infos(probe: dict) -> dict[str, dict]:
@@ -196,21 +186,12 @@ def test_unknown_parameter_names_the_alternatives(kctx):
     assert "unable to find local 'nosuch'" in msg and "$lo $mode $bdev $config" in msg, msg
 
 
-def cast_infos(probe: dict) -> list[dict]:
-    """The resolved access of each @cast in a probe body, in order."""
-    out: list[dict] = []
-
-    def walk(node) -> None:  # type: ignore[no-untyped-def]
-        if isinstance(node, dict):
-            if node.get("k") == "AtOp" and node.get("op") == "cast":
-                out.append(node["info"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(probe["body"])
-    return out
+def cast_info(kctx, expr: str) -> dict:
+    """The resolved access of the one @cast in `expr`, read in vfs_read."""
+    (p,) = elaborate(kctx, f'probe kernel.function("vfs_read") {{ println({expr}) }}')["probes"]
+    (info,) = [n["info"] for n in iter_nodes(p["body"])
+               if n.get("k") == "AtOp" and n.get("op") == "cast"]
+    return info
 
 
 @pytest.mark.kernel
@@ -218,11 +199,8 @@ def test_cast_to_a_module_type(kctx):
     """@cast(p, "type", "module"): the layout comes from that module's
     DWARF (struct loop_device is defined only in loop.ko), in any probe;
     a ':' list is searched in order, kernel first here."""
-    ir = elaborate(kctx, 'probe kernel.function("vfs_read") { '
-                         'println(@cast($file, "struct loop_device", "loop")->lo_offset) '
-                         'println(@cast($file, "struct file", "kernel:loop")->f_pos) }')
-    (p,) = ir["probes"]
-    lo, f = cast_infos(p)
+    lo = cast_info(kctx, '@cast($file, "struct loop_device", "loop")->lo_offset')
+    f = cast_info(kctx, '@cast($file, "struct file", "kernel:loop")->f_pos')
     assert lo["base"] == {"kind": "expr"} and lo["steps"] == [{"n": 8, "op": "add"}], lo
     assert lo["final"] == {"kind": "load", "signed": True, "size": 8}, lo
     assert f["final"]["size"] == 8 and f["steps"][0]["op"] == "add", f

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from codegen.elaborate import iter_nodes
-from codegen.errors import StapError, StapErrors
 from codegen.pretty import MAX_VALUES
 from stapbuild import passes
 from tests.bootlib import resolve
+from tests.pass2lib import elaborate, error
 
 pytestmark = pytest.mark.kernel
 
@@ -22,17 +22,6 @@ D_INAME = {"6.1": 32, "6.12": 40}    # DNAME_INLINE_LEN
 @pytest.fixture(scope="module", params=["6.1", "6.12"])
 def kctx(request):
     return passes.kernel_context(resolve(request.param))
-
-
-def elaborate(kctx, text: str) -> dict:
-    parsed = passes.parse_pass(None, text, kctx, name="t.stp")
-    return passes.elaborate_pass(parsed.artifact, kctx).artifact.read_json()
-
-
-def error(kctx, text: str) -> str:
-    with pytest.raises((StapError, StapErrors)) as ei:
-        elaborate(kctx, text)
-    return ei.value.render()
 
 
 def pretty_infos(ir: dict, probe: int = 0) -> list[dict]:

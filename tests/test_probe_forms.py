@@ -10,26 +10,15 @@ import pytest
 from codegen.debuginfo.addresses import AddressMap
 from codegen.debuginfo.elf_symbols import ElfImage, read_function_symbols
 from codegen.debuginfo.kernel_index import FunctionEntry, KernelIndex
-from codegen.errors import StapError, StapErrors
 from stapbuild import passes
 from tests.bootlib import resolve
+from tests.pass2lib import elaborate, error
 
 
 def symbol_span(kctx, name: str) -> tuple[int, int]:
     with ElfImage(kctx.kernel.vmlinux) as img:
         (span,) = read_function_symbols(img).lookup(name)
     return span
-
-
-def elaborate(kctx, text: str) -> dict:
-    parsed = passes.parse_pass(None, text, kctx, name="t.stp")
-    return passes.elaborate_pass(parsed.artifact, kctx).artifact.read_json()
-
-
-def error(kctx, text: str) -> str:
-    with pytest.raises((StapError, StapErrors)) as ei:
-        elaborate(kctx, text)
-    return ei.value.render()
 
 
 # -- no kernel: the address map ---------------------------------------------

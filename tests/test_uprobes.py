@@ -13,10 +13,10 @@ import pytest
 
 from codegen.debuginfo.user_elf import (UserBinary, UserElfError, find_executable,
                                         ld_so_conf_dirs, resolve_library)
-from codegen.errors import StapError, StapErrors
 from codegen.translate import translate
 from stapbuild import passes
 from tests.bootlib import ROOT, resolve
+from tests.pass2lib import elaborate, error
 
 DEMO_SRC = ROOT / "tests" / "c" / "uprobe_demo.c"
 
@@ -154,17 +154,6 @@ def test_ld_so_conf_includes(tmp_path):
 @pytest.fixture(scope="module")
 def kctx():
     return passes.kernel_context(resolve("6.1"))
-
-
-def elaborate(kctx, text: str) -> dict:
-    parsed = passes.parse_pass(None, text, kctx, name="t.stp")
-    return passes.elaborate_pass(parsed.artifact, kctx).artifact.read_json()
-
-
-def error(kctx, text: str) -> str:
-    with pytest.raises((StapError, StapErrors)) as ei:
-        elaborate(kctx, text)
-    return ei.value.render()
 
 
 def _walk(node):  # type: ignore[no-untyped-def]

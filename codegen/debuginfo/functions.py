@@ -338,10 +338,13 @@ def _find_struct(dw: DWARFInfo, key: str, tag: str, name: str,
     return None
 
 
-def _member_in(die: DIE, member: str, base: int) -> MemberInfo | None:
-    """Search `die`'s members, descending into anonymous struct/union members."""
+def _named_members(die: DIE, base: int, skip_declarations: bool
+                   ) -> Iterator[tuple[DIE, str, int, int]]:
+    """(member DIE, name, byte offset, base of its enclosing struct) of every
+    named member of `die`, descending into anonymous struct/union members."""
     for ch in die.iter_children():
-        if ch.tag != "DW_TAG_member":
+        if ch.tag != "DW_TAG_member" or \
+                (skip_declarations and "DW_AT_declaration" in ch.attributes):
             continue
         off = ch.attributes.get("DW_AT_data_member_location")
         offset = base + (off.value if off is not None and isinstance(off.value, int) else 0)
@@ -349,13 +352,16 @@ def _member_in(die: DIE, member: str, base: int) -> MemberInfo | None:
         if nm is None:
             inner = _strip(ref(ch, "DW_AT_type"))
             if inner is not None and inner.tag in ("DW_TAG_structure_type", "DW_TAG_union_type"):
-                found = _member_in(inner, member, offset)
-                if found is not None:
-                    return found
+                yield from _named_members(inner, offset, skip_declarations)
             continue
-        if nm != member:
-            continue
-        return _member_info(ch, nm, offset, base)
+        yield ch, nm, offset, base
+
+
+def _member_in(die: DIE, member: str, base: int) -> MemberInfo | None:
+    """Search `die`'s members, descending into anonymous struct/union members."""
+    for ch, nm, offset, at in _named_members(die, base, skip_declarations=False):
+        if nm == member:
+            return _member_info(ch, nm, offset, at)
     return None
 
 
@@ -363,18 +369,8 @@ def iter_members(die: DIE, base: int = 0) -> Iterator[MemberInfo]:
     """Every named member of struct/union `die` in declaration order, the
     members of anonymous struct/union members flattened in place (as
     SystemTap's pretty-printer shows them); offsets from `base`."""
-    for ch in die.iter_children():
-        if ch.tag != "DW_TAG_member" or "DW_AT_declaration" in ch.attributes:
-            continue
-        off = ch.attributes.get("DW_AT_data_member_location")
-        offset = base + (off.value if off is not None and isinstance(off.value, int) else 0)
-        nm = die_name(ch)
-        if nm is None:
-            inner = _strip(ref(ch, "DW_AT_type"))
-            if inner is not None and inner.tag in ("DW_TAG_structure_type", "DW_TAG_union_type"):
-                yield from iter_members(inner, offset)
-            continue
-        yield _member_info(ch, nm, offset, base)
+    for ch, nm, offset, at in _named_members(die, base, skip_declarations=True):
+        yield _member_info(ch, nm, offset, at)
 
 
 def _member_info(ch: DIE, nm: str, offset: int, base: int) -> MemberInfo:

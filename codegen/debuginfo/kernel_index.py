@@ -192,24 +192,7 @@ def build_index(vmlinux: Path) -> KernelIndex:
                              "(use the BTF fallback)")
         aranges = parse_aranges(ar_bytes)
         build_id = img.build_id()
-    functions: dict[str, list[FunctionEntry]] = {}
-    clones: dict[str, list[str]] = {}
-    no_dwarf: list[str] = []
-    for name, spans in syms.by_name.items():
-        if name.startswith(_SKIP_PREFIXES):
-            continue
-        entries = []
-        for addr, size in spans:
-            cu = cu_for_address(aranges, addr)
-            if cu is not None:
-                entries.append(FunctionEntry(name, addr, size, cu))
-        if not entries:
-            no_dwarf.append(name)
-            continue
-        functions[name] = entries
-        m = _CLONE_RE.match(name)
-        if m:
-            clones.setdefault(m.group("base"), []).append(name)
+    index = index_functions(build_id, vmlinux.stat().st_size, syms.by_name, aranges)
     # Merge adjacent ranges of the same CU: halves the stored aranges.
     merged: list[tuple[int, int, int]] = []
     for a in aranges:
@@ -217,8 +200,33 @@ def build_index(vmlinux: Path) -> KernelIndex:
             merged[-1] = (merged[-1][0], a[1], a[2])
         else:
             merged.append(a)
-    return KernelIndex(build_id, vmlinux.stat().st_size, functions,
-                       {k: sorted(v) for k, v in clones.items()}, sorted(no_dwarf), merged)
+    index.aranges = merged
+    return index
+
+
+def index_functions(build_id: str, size: int, spans_by_name: dict[str, list[tuple[int, int]]],
+                    aranges: list[tuple[int, int, int]]) -> KernelIndex:
+    """The KernelIndex of an object's function symbols (name -> [(address,
+    size)]): each mapped to its CU through the aranges; clones (.isra,
+    .constprop...) grouped under their base name; symbols no CU covers
+    listed as having no DWARF. vmlinux and a module's .ko alike."""
+    functions: dict[str, list[FunctionEntry]] = {}
+    clones: dict[str, list[str]] = {}
+    no_dwarf: list[str] = []
+    for name, spans in spans_by_name.items():
+        if name.startswith(_SKIP_PREFIXES):
+            continue
+        entries = [FunctionEntry(name, a, sz, cu) for a, sz in spans
+                   if (cu := cu_for_address(aranges, a)) is not None]
+        if not entries:
+            no_dwarf.append(name)
+            continue
+        functions[name] = entries
+        m = _CLONE_RE.match(name)
+        if m:
+            clones.setdefault(m.group("base"), []).append(name)
+    return KernelIndex(build_id, size, functions,
+                       {k: sorted(v) for k, v in clones.items()}, sorted(no_dwarf), aranges)
 
 
 def load_or_build_index(vmlinux: Path, cache_file: Path,

@@ -26,7 +26,7 @@ from pathlib import Path
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DwarfConfig, DWARFInfo
 
 from .elf_symbols import STT_FUNC, SHN_UNDEF, ElfImage
-from .kernel_index import _CLONE_RE, _SKIP_PREFIXES, FunctionEntry, KernelIndex, parse_aranges
+from .kernel_index import KernelIndex, index_functions, parse_aranges
 
 ET_REL = 1
 SHF_ALLOC = 0x2
@@ -144,21 +144,4 @@ def build_module_index(ko: Path) -> KernelIndex:
             spans = syms.setdefault(name, [])
             if (values[i], size) not in spans:
                 spans.append((values[i], size))
-    from .kernel_index import cu_for_address
-    functions: dict[str, list[FunctionEntry]] = {}
-    clones: dict[str, list[str]] = {}
-    no_dwarf: list[str] = []
-    for name, spans in syms.items():
-        if name.startswith(_SKIP_PREFIXES):
-            continue
-        entries = [FunctionEntry(name, a, sz, cu) for a, sz in spans
-                   if (cu := cu_for_address(aranges, a)) is not None]
-        if not entries:
-            no_dwarf.append(name)
-            continue
-        functions[name] = entries
-        m = _CLONE_RE.match(name)
-        if m:
-            clones.setdefault(m.group("base"), []).append(name)
-    return KernelIndex(build_id, Path(ko).stat().st_size, functions,
-                       {k: sorted(v) for k, v in clones.items()}, sorted(no_dwarf), aranges)
+    return index_functions(build_id, Path(ko).stat().st_size, syms, aranges)
