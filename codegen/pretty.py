@@ -80,7 +80,7 @@ class PrettyBuilder:
         if _is_char(pointee):
             self.read({"op": "valstr"})
         elif t.kind in ("int", "enum", "bool", "pointer"):
-            self.read({"op": "val"})
+            self.read({"op": "val", "fmt": _fmt(t)})
         elif t.kind == "float":
             self.lit("?")
         else:
@@ -164,7 +164,7 @@ class PrettyBuilder:
             self.lit("?")
             return
         signed = bool(t.signed) if t.kind in ("int", "enum") else False
-        self.read({"op": "load", "off": off, "size": size, "signed": signed})
+        self.read({"op": "load", "off": off, "size": size, "signed": signed, "fmt": _fmt(t)})
 
     def bitfield(self, m, off: int) -> None:  # type: ignore[no-untyped-def]
         start = off * 8 + m.bit_offset
@@ -172,11 +172,20 @@ class PrettyBuilder:
         nbytes = (shift + m.bit_size + 7) // 8
         signed = bool(m.type.signed) if m.type.kind in ("int", "enum") else False
         self.read({"op": "bits", "off": start // 8, "size": nbytes, "shift": shift,
-                   "bits": m.bit_size, "signed": signed})
+                   "bits": m.bit_size, "signed": signed, "fmt": "d" if signed else "u"})
 
     def _pointee(self, t):  # type: ignore[no-untyped-def]
         got = self.nav.pointee(t)
         return self.nav.complete(got) if got is not None else None
+
+
+def _fmt(t) -> str:  # type: ignore[no-untyped-def]
+    """How a scalar prints, as SystemTap's pretty-printer does
+    (`.f_flags=32768, .f_inode=0x0`): integers, enums and bools in decimal,
+    pointers (and anything else) in hex."""
+    if t.kind in ("int", "enum", "bool"):
+        return "d" if t.signed else "u"
+    return "x"
 
 
 def pretty_program(nav, t, state: str, steps: list[dict], bits: Optional[tuple[int, int]],

@@ -221,9 +221,15 @@ def emit_pretty(em, e: ast.Expr) -> str:  # type: ignore[no-untyped-def]
         elif kind == "chars":
             _append_chars(em, info, out, piece, at, op["len"], fail)
         else:
-            em.emit(f"snprintf({piece}, MAXSTRINGLEN, \"0x%llx\", (unsigned long long){v});")
+            em.emit(f"snprintf({piece}, MAXSTRINGLEN, {_PRETTY_FORMATS[op.get('fmt', 'x')]}{v});")
             em.emit(f"stp_strlcat({out}, {piece});")
     return out
+
+
+# codegen.pretty's scalar formats: signed or unsigned decimal, or hex.
+_PRETTY_FORMATS = {"d": '"%lld", (long long)',
+                   "u": '"%llu", (unsigned long long)',
+                   "x": '"0x%llx", (unsigned long long)'}
 
 
 def _append_string(em, info: dict, out: str, piece: str,  # type: ignore[no-untyped-def]

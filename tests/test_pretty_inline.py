@@ -46,9 +46,11 @@ def test_struct_member_one_level_and_deep(kctx):
         assert info["steps"] == [{"op": "add", "n": F_PATH[kctx.kernel.series]}]
         assert info["final"] == {"kind": "addr"}
         assert info["ops"] == [
-            {"op": "lit", "text": "{.mnt="}, {"op": "load", "off": 0, "size": 8, "signed": False},
+            {"op": "lit", "text": "{.mnt="},
+            {"op": "load", "off": 0, "size": 8, "signed": False, "fmt": "x"},
             {"op": "lit", "text": ", .dentry="},
-            {"op": "load", "off": 8, "size": 8, "signed": False}, {"op": "lit", "text": "}"}]
+            {"op": "load", "off": 8, "size": 8, "signed": False, "fmt": "x"},
+            {"op": "lit", "text": "}"}]
 
 
 def test_top_pointer_to_struct_is_followed(kctx):
@@ -80,7 +82,7 @@ def test_strings_scalars_and_cast(kctx):
                          '@cast($file, "struct file")->f_path->dentry->d_name$) }')
     buf, count, qstr_deep, qstr, iname, cast = pretty_infos(ir)
     assert buf["ops"] == [{"op": "valstr"}] and buf["final"]["kind"] == "value"
-    assert count["ops"] == [{"op": "val"}] and count["final"] == {"kind": "value", "size": 8,
+    assert count["ops"] == [{"op": "val", "fmt": "u"}] and count["final"] == {"kind": "value", "size": 8,
                                                                  "signed": False}
     # struct qstr: the anonymous union's members in place; its name is a
     # string only under $$
