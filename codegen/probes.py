@@ -167,6 +167,8 @@ class ProbeResolver:
             return self._kernel_trace(comps, body, origin)
         if names[0] == "module" and len(comps) >= 2 and names[1] == "function":
             return self._module_function(comps, body, origin)
+        if names[0] == "module" and len(comps) >= 2 and names[1] == "statement":
+            return self._module_statement(comps, body, origin)
         if names[0] == "process":
             from codegen.uprobe_points import resolve_process
             return resolve_process(comps, body, origin)
@@ -426,29 +428,12 @@ class ProbeResolver:
         """module("NAME").function("PATTERN[@file[:N]]")[.call|.return
         [.maxactive(N)]]: kprobes on "NAME:symbol" (the kernel resolves it
         in the loaded module), with $vars from the module's debug .ko."""
-        from codegen.module_facts import ModuleDebugUnavailable, ModuleNotFound
         mod_c, fn = comps[0], comps[1]
         module = _string_arg(mod_c)
         pattern = _string_arg(fn)
         is_return, maxactive = _function_suffixes(comps[2:])
         what = f'module("{module}").function("{pattern}")'
-        source = getattr(self.kernel, "modules", None)
-        if source is None:
-            raise StapError("semantic", "module probes need the kernel's DWARF debug info "
-                            "(the -dbg package)", mod_c.loc, token=f"string '{module}'")
-        if not module or any(ch in module for ch in "*?[/"):
-            raise StapError("semantic", "module(\"NAME\") takes one module name "
-                            "(no wildcards or paths)", mod_c.loc, token=f"string '{module}'")
-        try:
-            facts = source.facts(module)
-        except ModuleNotFound:
-            raise StapError("semantic", f"no match for probe point {what} in kernel "
-                            f"{self.kernel.release} (it has no module \"{module}\")",
-                            mod_c.loc, token=f"string '{module}'") from None
-        except ModuleDebugUnavailable as e:
-            raise StapError("semantic", f"no debug info for module \"{module}\" of kernel "
-                            f"{self.kernel.release}: {e}", mod_c.loc,
-                            token=f"string '{module}'") from None
+        facts = self._module_facts(mod_c, module, what)
         func_pat, _, file_pat = pattern.partition("@")
         base_file, line_spec = _split_lines(file_pat, fn) if file_pat else ("", None)
         names = facts.match_functions(func_pat)
@@ -490,6 +475,45 @@ class ProbeResolver:
                             token=f"string '{pattern}'")
         return out
 
+    def _module_facts(self, mod_c: ast.Component, module: str, what: str):  # type: ignore[no-untyped-def]
+        """The facts of module("NAME") (its debug .ko's DWARF), or
+        SystemTap's error for a kernel without DWARF, a pattern or path, or
+        a module the kernel does not have."""
+        from codegen.module_facts import ModuleDebugUnavailable, ModuleNotFound
+        source = getattr(self.kernel, "modules", None)
+        if source is None:
+            raise StapError("semantic", "module probes need the kernel's DWARF debug info "
+                            "(the -dbg package)", mod_c.loc, token=f"string '{module}'")
+        if not module or any(ch in module for ch in "*?[/"):
+            raise StapError("semantic", "module(\"NAME\") takes one module name "
+                            "(no wildcards or paths)", mod_c.loc, token=f"string '{module}'")
+        try:
+            return source.facts(module)
+        except ModuleNotFound:
+            raise StapError("semantic", f"no match for probe point {what} in kernel "
+                            f"{self.kernel.release} (it has no module \"{module}\")",
+                            mod_c.loc, token=f"string '{module}'") from None
+        except ModuleDebugUnavailable as e:
+            raise StapError("semantic", f"no debug info for module \"{module}\" of kernel "
+                            f"{self.kernel.release}: {e}", mod_c.loc,
+                            token=f"string '{module}'") from None
+
+    def _module_statement(self, comps: list[ast.Component], body: ast.Block,
+                          origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """module("NAME").statement("fn[@file[:N | :N-M | :* | +N]]")[.nearest]:
+        kernel.statement's line forms inside a module, from its DWARF; the
+        kprobe is "NAME:fn" plus the offset of the line's address."""
+        mod_c, st = comps[0], comps[1]
+        module = _string_arg(mod_c)
+        if isinstance(st.arg, ast.Number):
+            raise StapError("semantic", "module(\"NAME\").statement(ADDRESS) is not "
+                            "supported; use a \"fn@file:N\" pattern", st.loc,
+                            token=f"identifier '{st.name}'")
+        pattern = _string_arg(st)
+        facts = self._module_facts(mod_c, module, f'module("{module}").statement("{pattern}")')
+        return self._statements(comps[1:], body, origin, facts, f'module("{module}")',
+                                module)
+
     # -- issue 11: statements, labels, callees --------------------------------
     def _dwarf_kernel(self, c: ast.Component, what: str, token: str) -> None:
         if self.kernel is None or not hasattr(self.kernel, "index"):
@@ -510,20 +534,23 @@ class ProbeResolver:
         decl = info.get("decl_line") or 0
         return {ln: a for ln, a in lines.items() if ln >= decl}
 
-    def _matching_functions(self, fn: ast.Component, pattern: str) -> list[dict]:
+    def _matching_functions(self, fn: ast.Component, pattern: str,
+                            facts: Optional[KernelFacts] = None) -> list[dict]:
         """FunctionInfo dicts of the probeable functions a "fn[@file...]"
-        pattern names (the line part is not applied here)."""
+        pattern names (the line part is not applied here); facts: a
+        module's (the kernel's by default)."""
+        facts = facts or self.kernel
         func_pat, _, file_pat = pattern.partition("@")
         file_glob = _split_lines(file_pat, fn)[0] if file_pat else ""
-        names = self.kernel.match_functions(func_pat)
+        names = facts.match_functions(func_pat)
         if len(names) > 1 and file_glob.endswith(".c") and \
-                hasattr(self.kernel, "functions_in_files"):
-            names = self.kernel.functions_in_files(names, file_glob)
-        if hasattr(self.kernel, "prefetch"):
-            self.kernel.prefetch(names)
+                hasattr(facts, "functions_in_files") and facts is self.kernel:
+            names = facts.functions_in_files(names, file_glob)
+        if hasattr(facts, "prefetch"):
+            facts.prefetch(names)
         out = []
         for name in names:
-            info = self.kernel.function(name)
+            info = facts.function(name)
             if info is None or not info.get("probeable", True) or info.get("decl_file") is None:
                 continue
             if file_glob and not fnmatch.fnmatchcase(info["decl_file"], file_glob):
@@ -533,26 +560,31 @@ class ProbeResolver:
 
     def _statement_probe(self, pp: str, info: dict, addr: int, body: ast.Block,
                          origin: ast.ProbePoint, fn: ast.Component,
-                         check_symbol: bool = True) -> DerivedProbe:
+                         check_symbol: bool = True, facts: Optional[KernelFacts] = None,
+                         module: Optional[str] = None) -> DerivedProbe:
         """A kprobe at addr inside info's function, registered as
         symbol+offset (KASLR-proof), with the variables in scope at addr as
-        its target variables."""
+        its target variables. module: the function is in that module (its
+        facts), registered as "module:symbol"."""
         from codegen.debuginfo import statements
+        facts = facts or self.kernel
         name = info.get("symbol") or info["name"]
-        if check_symbol and self.kernel.symbol_count(name) > 1:
-            raise StapError("semantic", f"address {addr:#x} is in {name}, but the kernel has "
-                            f"{self.kernel.symbol_count(name)} functions of that name; a probe "
+        if check_symbol and facts.symbol_count(name) > 1:
+            raise StapError("semantic", f"address {addr:#x} is in {name}, but the "
+                            f"{'module' if module else 'kernel'} has "
+                            f"{facts.symbol_count(name)} functions of that name; a probe "
                             "by symbol cannot tell them apart", fn.loc,
                             token=f"identifier '{fn.name}'")
         scoped = dict(info)
-        scoped["params"] = statements.scope_at(self.kernel, info, addr) \
+        scoped["params"] = statements.scope_at(facts, info, addr) \
             if info.get("die_offset") is not None else []
         scoped["statement_pc"] = addr
-        return DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc,
-                            {"symbol": name, "offset": addr - info["address"],
-                             "is_return": False, "maxactive": 0,
-                             "optional": origin.optional, "address": addr,
-                             "statement": True},
+        params = {"symbol": f"{module.replace('-', '_')}:{name}" if module else name,
+                  "offset": addr - info["address"], "is_return": False, "maxactive": 0,
+                  "optional": origin.optional, "address": addr, "statement": True}
+        if module:
+            params["module"] = module
+        return DerivedProbe("kprobe", pp, copy.deepcopy(body), origin.loc, params,
                             function=scoped)
 
     def _kernel_statement(self, comps: list[ast.Component], body: ast.Block,
@@ -568,6 +600,15 @@ class ProbeResolver:
                 raise StapError("semantic", "probe point mismatch", extra[0].loc,
                                 token=f"identifier '{extra[0].name}'")
             return [self._kernel_statement_at(st, st.arg.value, absolute, body, origin)]
+        self._dwarf_kernel(st, "kernel.statement", f"string '{_string_arg(st)}'")
+        return self._statements(comps[1:], body, origin, self.kernel, "kernel", None)
+
+    def _statements(self, comps: list[ast.Component], body: ast.Block,
+                    origin: ast.ProbePoint, facts: KernelFacts, prefix: str,
+                    module: Optional[str]) -> list[DerivedProbe]:
+        """statement("fn[@file[:lines]]")[.nearest] (comps from `statement`)
+        in the kernel (prefix "kernel") or a module (prefix module("m"))."""
+        st, rest = comps[0], comps[1:]
         pattern = _string_arg(st)
         nearest = False
         for c in rest:
@@ -577,18 +618,17 @@ class ProbeResolver:
             raise StapError("semantic", "probe point mismatch", c.loc,
                             token=f"identifier '{c.name}'")
         token = f"string '{pattern}'"
-        self._dwarf_kernel(st, "kernel.statement", token)
         _, _, file_pat = pattern.partition("@")
         spec = _split_lines(file_pat, st)[1] if file_pat else None
         out: list[DerivedProbe] = []
         seen: dict[int, int] = {}
-        for info in self._matching_functions(st, pattern):
+        for info in self._matching_functions(st, pattern, facts):
             name = info["name"]
             if spec is None:
                 lines = {info.get("decl_line") or 0: info["address"]}
                 picked = list(lines.items())
             else:
-                lines = self._function_lines(info)
+                lines = self._function_lines(info, facts)
                 seen.update(lines)
                 picked = [(ln, a) for ln, a in sorted(lines.items())
                           if _line_wanted(ln, spec, info)]
@@ -597,12 +637,13 @@ class ProbeResolver:
                     ln = min(lines, key=lambda x: (abs(x - want), -x))
                     picked = [(ln, lines[ln])]
             for ln, addr in picked:
-                pp = f'kernel.statement("{name}@{info["decl_file"]}:{ln}")'
-                out.append(self._statement_probe(pp, info, addr, body, origin, st))
+                pp = f'{prefix}.statement("{name}@{info["decl_file"]}:{ln}")'
+                out.append(self._statement_probe(pp, info, addr, body, origin, st,
+                                                 facts=facts, module=module))
         if not out and spec is not None and seen:
             raise _no_line_records(file_pat, spec, seen, st)
         if not out:
-            raise StapError("semantic", f"no match for probe point kernel.statement"
+            raise StapError("semantic", f"no match for probe point {prefix}.statement"
                             f"(\"{pattern}\") in kernel {self.kernel.release}", st.loc,
                             token=token)
         return out

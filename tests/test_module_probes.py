@@ -4,6 +4,7 @@ use (cached in <cache>/kernels/K/dbg-modules/), relocated, and read like
 vmlinux.  tests/test_module_probes_boot.py runs them in booted guests."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,33 @@ def test_cast_module_errors(kctx):
     assert "type definition 'struct nosuch_t' not found in 'loop'" in msg, msg
     msg = error(kctx, 'probe begin { println(@cast(0, "struct file", "nosuchmod")->f_pos) }')
     assert msg.startswith("semantic error: @cast type lookup in module 'nosuchmod':"), msg
+
+
+@pytest.mark.kernel
+def test_module_statement_lines(kctx):
+    """module("m").statement("fn@file:*"): one kprobe per line with code,
+    each "loop:fn" plus the line's offset inside the function, with the
+    variables in scope there (tests/test_module_probes_boot.py reads them)."""
+    ir = elaborate(kctx, 'probe module("loop").statement("loop_configure@drivers/block/'
+                         'loop.c:*") { println($$vars) }')
+    probes = ir["probes"]
+    assert len(probes) > 20
+    for p in probes:
+        assert p["params"]["symbol"] == "loop:loop_configure" and p["params"]["statement"]
+        assert p["params"]["module"] == "loop"
+        assert re.fullmatch(r'module\("loop"\)\.statement\("loop_configure@drivers/block/'
+                            r'loop\.c:\d+"\)', p["pp"]), p["pp"]
+        assert 0 <= p["params"]["offset"] < 4096     # loop_configure is ~1.5 KB
+    assert min(p["params"]["offset"] for p in probes) == 0      # the first line: the entry
+    assert len({p["params"]["offset"] for p in probes}) > 10
+
+
+@pytest.mark.kernel
+def test_module_statement_errors(kctx):
+    msg = error(kctx, 'probe module("loop").statement("loop_configure@drivers/block/'
+                      'loop.c:1") {}')
+    assert msg.startswith("semantic error: no line records for drivers/block/loop.c:1"), msg
+    msg = error(kctx, 'probe module("loop").statement(0x10) {}')
+    assert "module(\"NAME\").statement(ADDRESS) is not supported" in msg, msg
+    msg = error(kctx, 'probe module("nosuch").statement("f@x.c:1") {}')
+    assert 'no match for probe point module("nosuch").statement("f@x.c:1")' in msg, msg
