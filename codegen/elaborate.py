@@ -262,10 +262,12 @@ class Elaborator:
         nav = getattr(self.kernel, "types", None) if self.kernel is not None else None
         modules = getattr(self.kernel, "modules", None)
         module_nav = (lambda name: modules.facts(name).types) if modules is not None else None
+        var_lookup = getattr(self.kernel, "variable", None)
         for fns in self.functions.values():
             for fn in fns:
                 if isinstance(fn.decl.body, ast.Block):
-                    targets.prepare_body(fn.decl.body, nav, module_nav=module_nav)
+                    targets.prepare_body(fn.decl.body, nav, module_nav=module_nav,
+                                         var_lookup=var_lookup)
         user_navs: dict[str, object] = {}
         for d, scope in list(self.probes):
             probe_nav = nav
@@ -277,7 +279,7 @@ class Elaborator:
             elif d.family == "kprobe" and d.params.get("module") and self.kernel is not None:
                 # module("m").function: $p->field from the module's DWARF.
                 probe_nav = self.kernel.modules.facts(d.params["module"]).types
-            targets.prepare_body(d.body, probe_nav, d, module_nav)
+            targets.prepare_body(d.body, probe_nav, d, module_nav, var_lookup)
             if d.family not in ("kprobe", "uprobe") or not d.params.get("is_return") \
                     or (d.family == "uprobe" and "entry_offset" not in d.params):
                 continue

@@ -92,14 +92,47 @@ class DwarfKernelFacts(ExportedMixin):
         """Of names, those whose CU's source file matches file_pat (a
         cheap prefilter before DWARF lookups; CU names are cached)."""
         import fnmatch
-        cus = self.cache.get("cu_names", "all")
-        if cus is MISSING or not isinstance(cus, dict):
-            from codegen.debuginfo.addresses import cu_names
-            cus = {str(k): v for k, v in cu_names(self.vmlinux).items()}
-            self.cache.put("cu_names", "all", cus)
-        keep = {int(k) for k, v in cus.items() if fnmatch.fnmatchcase(v, file_pat)}
+        from codegen.debuginfo.inlines import cu_names
+        keep = {off for off, v in cu_names(self).items() if fnmatch.fnmatchcase(v, file_pat)}
         return [n for n in names
                 if any(e.cu_offset in keep for e in self.index.lookup(n))]
+
+    def variable(self, name: str, file_glob: str, cu_hint: Optional[int]) -> dict:
+        """@var("name[@file]"): {"address", "type", "anchor_link"} or
+        {"error": message}, cached per kernel. Searched in the CUs of
+        file_glob, else in cu_hint (the probed function's CU)."""
+        import fnmatch
+        from codegen.debuginfo.dwarf_open import open_dwarf
+        from codegen.debuginfo.inlines import cu_names
+        from codegen.debuginfo.variables import VariableError, resolve_variable
+        key = f"{name}@{file_glob}" if file_glob else f"{name}#{cu_hint}"
+        hit = self.cache.get("variable", key)
+        if hit is not MISSING and isinstance(hit, dict):
+            return hit
+        anchor = self.index.lookup("_printk")
+        if file_glob:
+            cus = sorted(off for off, f in cu_names(self).items()
+                         if fnmatch.fnmatchcase(f, file_glob))
+            where = f"the compilation units of {file_glob}"
+        else:
+            cus = [cu_hint] if cu_hint is not None else []
+            where = "the probed function's compilation unit"
+        if not cus:
+            result = {"error": f"no compilation unit of the kernel matches '{file_glob}'"
+                      if file_glob else f"@var(\"{name}\") here needs its file: "
+                      f"@var(\"{name}@FILE.c\")"}
+        elif len(anchor) != 1:
+            result = {"error": "cannot place kernel variables: the kernel has "
+                      f"{len(anchor)} _printk symbols"}
+        else:
+            try:
+                result = resolve_variable(self.vmlinux, open_dwarf(self.vmlinux), cus, name,
+                                          where)
+                result["anchor_link"] = anchor[0].address
+            except VariableError as e:
+                result = {"error": str(e)}
+        self.cache.put("variable", key, result)
+        return result
 
 
 def tracepoints(facts, pattern: str) -> list[dict]:  # type: ignore[no-untyped-def]

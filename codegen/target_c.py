@@ -46,6 +46,11 @@ def _base(em, e: ast.Expr, base: dict) -> str:  # type: ignore[no-untyped-def]
     if kind == "expr":
         assert isinstance(e, ast.AtOp)
         return f"(stp_long)({em.expr(e.args[0])})"
+    if kind == "kaddr":
+        # A kernel variable: its link-time address moved by the KASLR
+        # shift, which is where _printk is minus where it was linked.
+        return (f"(stp_long)((unsigned long)_printk - {base['anchor_link']}UL + "
+                f"{base['link']}UL)")
     raise AssertionError(f"unknown target base {kind}")
 
 

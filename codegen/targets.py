@@ -400,12 +400,16 @@ def _unresolved(e: ast.Expr, msg: str) -> ast.Expr:
 class ProbeTargets:
     """Resolves the target expressions of one derived probe (or function)."""
 
-    def __init__(self, nav, probe=None, module_nav=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, nav, probe=None, module_nav=None,  # type: ignore[no-untyped-def]
+                 var_lookup=None) -> None:
         self.nav = nav
         self.probe = probe
         # module name -> that module's TypeNav (its DWARF), for
         # @cast(p, "type", "module"); None without kernel DWARF.
         self.module_nav = module_nav
+        # (name, file glob, CU hint) -> the kernel's answer for @var
+        # (KernelFacts.variable); None without kernel DWARF.
+        self.var_lookup = var_lookup
 
     def _fn(self) -> Optional[dict]:
         p = self.probe
@@ -425,7 +429,7 @@ class ProbeTargets:
                 return _unresolved(e, "the type of this expression is not known here; "
                                       "use @cast(expr, \"type\")->member")
             if e.op == "var":
-                return _unresolved(e, "@var is not supported yet (use @cast or a $param)")
+                return self._var(e)
         return e
 
     def _cast(self, e: ast.AtOp) -> ast.Expr:
@@ -455,6 +459,38 @@ class ProbeTargets:
             return e
         try:
             e.info = resolve_cast(nav, e.strings[0], e)
+        except TargetError as err:
+            e.info = {"error": str(err)}
+        return e
+
+    def _var(self, e: ast.AtOp) -> ast.Expr:
+        """@var("name[@file.c]")[->chain]: a kernel global or file-static
+        variable, at its link-time address plus the kernel's KASLR shift
+        (measured at run time against _printk's)."""
+        spec = e.strings[0] if e.strings else ""
+        name, _, file_glob = spec.partition("@")
+        if len(e.strings) > 1 and e.strings[1] not in ("kernel", "vmlinux"):
+            return _unresolved(e, f"@var in module '{e.strings[1]}' is not supported yet "
+                                  "(only the kernel's variables)")
+        if self.var_lookup is None:
+            return _unresolved(e, "@var needs the kernel's DWARF debug info (the -dbg package)")
+        p = self.probe
+        if p is not None and p.params.get("module"):
+            return _unresolved(e, "@var in a module(...) probe is not supported yet")
+        fn = self._fn() if p is not None and p.family == "kprobe" else None
+        cu_hint = fn.get("cu_offset") if fn else None
+        got = self.var_lookup(name, file_glob, cu_hint)
+        if "error" in got:
+            return _unresolved(e, got["error"])
+        base = {"kind": "kaddr", "link": got["address"], "anchor_link": got["anchor_link"]}
+        what = f'@var("{spec}")'
+        try:
+            t = _tinfo(got["type"])
+            if e.pretty:
+                e.info = resolve_pretty(self.nav, t, base, "loc", e, what)
+            else:
+                prog = walk_chain(self.nav, t, "loc", e.components, e.addressof, what)
+                e.info = {"access": "chain", "base": base, **_public(prog)}
         except TargetError as err:
             e.info = {"error": str(err)}
         return e
@@ -653,9 +689,9 @@ class ProbeTargets:
 
 
 def prepare_body(body: ast.Node, nav, probe=None,  # type: ignore[no-untyped-def]
-                 module_nav=None) -> None:
+                 module_nav=None, var_lookup=None) -> None:
     """Resolve targets, fold @defined and the dead branches it leaves."""
-    rewrite(body, ProbeTargets(nav, probe, module_nav).resolve)
+    rewrite(body, ProbeTargets(nav, probe, module_nav, var_lookup).resolve)
     fold(body)
 
 

@@ -35,11 +35,13 @@ def results(request, tmp_path_factory):
         "file": build_module(SCRIPTS / "forms_file.stp", release),
         "address": build_module(address_script(release, tmp), release),
         "exported": build_module(SCRIPTS / "forms_exported.stp", release),
+        "var": build_module(SCRIPTS / "forms_var.stp", release),
     }
     cases = [
         case("file", kos["file"], workload=DD_SMALL),
         case("address", kos["address"], workload=DD_SMALL),
         case("exported", kos["exported"], workload="/bin/true; /bin/true"),
+        case("var", kos["var"], workload=DD_SMALL),
     ]
     return release, run_batch(release, cases)
 
@@ -70,3 +72,19 @@ def test_exported_probes_fire(results):
     _, res = results
     r = ok(res["exported"])
     assert "kernel_read returns seen=yes vfs_read named=no" in r["stdout"], r["stdout"]
+
+
+@pytest.mark.boot
+def test_var_reads_kernel_variables(results):
+    """@var("name@file.c") from begin and from a kprobe: the link-time
+    address moved by the guest's KASLR shift reads init_task and
+    nr_threads."""
+    _, res = results
+    r = ok(res["var"])
+    lines = r["stdout"].splitlines()
+    assert lines[0] == "init comm=swapper/0 pid=0", r["stdout"]
+    # the idle task's struct pid (init_struct_pid), followed and printed
+    assert lines[1].startswith("init {.") and ", .level=0, " in lines[1], r["stdout"]
+    threads = int(lines[2].split("=")[1])
+    assert 5 < threads < 10000, r["stdout"]
+    assert int(lines[3].split("=")[1]) >= 3, r["stdout"]
