@@ -39,6 +39,16 @@ class ModuleFacts(DwarfKernelFacts):
         self.cache = FactsCache(self.vmlinux.with_suffix(".facts.sqlite"), self.index.build_id)
         self.symvers = None
 
+    def section_base(self, name: str) -> Optional[int]:
+        """Where section `name` sits in the synthetic layout the index and
+        the relocated DWARF use (module_dwarf.section_bases): a module
+        address such as module("m").statement(0x233) is relative to .text."""
+        from codegen.debuginfo.elf_symbols import ElfImage
+        from codegen.debuginfo.module_dwarf import section_bases
+        with ElfImage(self.vmlinux) as img:
+            sec = img.sections.get(name)
+            return section_bases(img).get(sec.index) if sec is not None else None
+
 
 class ModuleNotFound(LookupError):
     """The kernel has no module of that name (message says so)."""

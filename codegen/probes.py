@@ -166,6 +166,8 @@ class ProbeResolver:
         if names[0] == "kernel" and len(comps) == 2 and names[1] == "trace":
             return self._kernel_trace(comps, body, origin)
         if names[0] == "module" and len(comps) >= 2 and names[1] == "function":
+            if len(comps) >= 3 and names[2] == "label":
+                return self._module_labels(comps, body, origin)
             return self._module_function(comps, body, origin)
         if names[0] == "module" and len(comps) >= 2 and names[1] == "statement":
             return self._module_statement(comps, body, origin)
@@ -498,6 +500,32 @@ class ProbeResolver:
                             f"{self.kernel.release}: {e}", mod_c.loc,
                             token=f"string '{module}'") from None
 
+    def _module_labels(self, comps: list[ast.Component], body: ast.Block,
+                       origin: ast.ProbePoint) -> list[DerivedProbe]:
+        """module("NAME").function("PATTERN").label("L"): the DWARF labels
+        of the module's functions, as kernel.function(...).label does."""
+        from codegen.debuginfo import statements
+        mod_c, fn, lab = comps[0], comps[1], comps[2]
+        module, pattern, sub = _string_arg(mod_c), _string_arg(fn), _string_arg(lab)
+        if len(comps) > 3:
+            raise StapError("semantic", "probe point mismatch", comps[3].loc,
+                            token=f"identifier '{comps[3].name}'")
+        prefix = f'module("{module}")'
+        facts = self._module_facts(mod_c, module,
+                                   f'{prefix}.function("{pattern}").label("{sub}")')
+        out: list[DerivedProbe] = []
+        for info in self._matching_functions(fn, pattern, facts):
+            where = f"{info['name']}@{info['decl_file']}:{info.get('decl_line') or 0}"
+            for lb in statements.match_labels(statements.function_labels(facts, info), sub):
+                pp = f'{prefix}.function("{where}").label("{lb["name"]}")'
+                out.append(self._statement_probe(pp, info, lb["addr"], body, origin, fn,
+                                                 facts=facts, module=module))
+        if not out:
+            raise StapError("semantic", f"no match for probe point {prefix}.function"
+                            f"(\"{pattern}\").label(\"{sub}\") in kernel "
+                            f"{self.kernel.release}", lab.loc, token=f"string '{sub}'")
+        return out
+
     def _module_statement(self, comps: list[ast.Component], body: ast.Block,
                           origin: ast.ProbePoint) -> list[DerivedProbe]:
         """module("NAME").statement("fn[@file[:N | :N-M | :* | +N]]")[.nearest]:
@@ -505,14 +533,23 @@ class ProbeResolver:
         kprobe is "NAME:fn" plus the offset of the line's address."""
         mod_c, st = comps[0], comps[1]
         module = _string_arg(mod_c)
+        prefix = f'module("{module}")'
         if isinstance(st.arg, ast.Number):
-            raise StapError("semantic", "module(\"NAME\").statement(ADDRESS) is not "
-                            "supported; use a \"fn@file:N\" pattern", st.loc,
-                            token=f"identifier '{st.name}'")
+            # An address in the module: relative to its .text, as stap reads it.
+            rel = st.arg.value
+            facts = self._module_facts(mod_c, module, f"{prefix}.statement({rel:#x})")
+            if len(comps) > 2:
+                raise StapError("semantic", "probe point mismatch", comps[2].loc,
+                                token=f"identifier '{comps[2].name}'")
+            base = facts.section_base(".text")
+            if base is None:
+                raise StapError("semantic", f"module \"{module}\" has no .text", st.loc,
+                                token=f"number '{rel:#x}'")
+            return [self._statement_at(st, base + rel, False, body, origin, facts, prefix,
+                                       module, shown=rel)]
         pattern = _string_arg(st)
-        facts = self._module_facts(mod_c, module, f'module("{module}").statement("{pattern}")')
-        return self._statements(comps[1:], body, origin, facts, f'module("{module}")',
-                                module)
+        facts = self._module_facts(mod_c, module, f'{prefix}.statement("{pattern}")')
+        return self._statements(comps[1:], body, origin, facts, prefix, module)
 
     # -- issue 11: statements, labels, callees --------------------------------
     def _dwarf_kernel(self, c: ast.Component, what: str, token: str) -> None:
@@ -558,6 +595,32 @@ class ProbeResolver:
             out.append(info)
         return out
 
+    def _relative_statements(self, st: ast.Component, pattern: str, rel_c: ast.Component,
+                             body: ast.Block, origin: ast.ProbePoint, facts: KernelFacts,
+                             prefix: str, module: Optional[str]) -> list[DerivedProbe]:
+        """statement("fn").relative(N): N bytes past each matching
+        function's entry, which must start a statement of it."""
+        assert isinstance(rel_c.arg, ast.Number)
+        rel = rel_c.arg.value
+        token = f"number '{rel:#x}'"
+        out: list[DerivedProbe] = []
+        for info in self._matching_functions(st, pattern, facts):
+            start, size = info["address"], info.get("size") or 0
+            if not 0 <= rel < size:
+                raise StapError("semantic", f"offset {rel:#x} is outside {info['name']} "
+                                f"({size:#x} bytes)", rel_c.loc, token=token)
+            self._check_statement_start(facts, start + rel, start, size, rel_c, token,
+                                        lambda a, s0=start: a - s0)
+            pp = f'{prefix}.statement("{info["name"]}@{info["decl_file"]}:' \
+                 f'{info.get("decl_line") or 0}").relative({rel:#x})'
+            out.append(self._statement_probe(pp, info, start + rel, body, origin, st,
+                                             facts=facts, module=module))
+        if not out:
+            raise StapError("semantic", f"no match for probe point {prefix}.statement"
+                            f"(\"{pattern}\") in kernel {self.kernel.release}", st.loc,
+                            token=f"string '{pattern}'")
+        return out
+
     def _statement_probe(self, pp: str, info: dict, addr: int, body: ast.Block,
                          origin: ast.ProbePoint, fn: ast.Component,
                          check_symbol: bool = True, facts: Optional[KernelFacts] = None,
@@ -599,7 +662,10 @@ class ProbeResolver:
             if extra:
                 raise StapError("semantic", "probe point mismatch", extra[0].loc,
                                 token=f"identifier '{extra[0].name}'")
-            return [self._kernel_statement_at(st, st.arg.value, absolute, body, origin)]
+            addr = st.arg.value & 0xFFFFFFFFFFFFFFFF
+            self._dwarf_kernel(st, "kernel.statement(ADDRESS)", f"number '{addr:#x}'")
+            return [self._statement_at(st, addr, absolute, body, origin, self.kernel,
+                                       "kernel", None)]
         self._dwarf_kernel(st, "kernel.statement", f"string '{_string_arg(st)}'")
         return self._statements(comps[1:], body, origin, self.kernel, "kernel", None)
 
@@ -611,15 +677,26 @@ class ProbeResolver:
         st, rest = comps[0], comps[1:]
         pattern = _string_arg(st)
         nearest = False
+        relative: Optional[ast.Component] = None
         for c in rest:
             if c.name == "nearest" and c.arg is None and not nearest:
                 nearest = True
+                continue
+            if c.name == "relative" and isinstance(c.arg, ast.Number) and relative is None:
+                relative = c
                 continue
             raise StapError("semantic", "probe point mismatch", c.loc,
                             token=f"identifier '{c.name}'")
         token = f"string '{pattern}'"
         _, _, file_pat = pattern.partition("@")
         spec = _split_lines(file_pat, st)[1] if file_pat else None
+        if relative is not None:
+            if spec is not None or nearest:
+                raise StapError("semantic", ".relative(OFFSET) counts from a function's "
+                                "entry; it cannot follow a line number or .nearest",
+                                relative.loc, token=f"identifier '{relative.name}'")
+            return self._relative_statements(st, pattern, relative, body, origin, facts,
+                                             prefix, module)
         out: list[DerivedProbe] = []
         seen: dict[int, int] = {}
         for info in self._matching_functions(st, pattern, facts):
@@ -648,35 +725,49 @@ class ProbeResolver:
                             token=token)
         return out
 
-    def _kernel_statement_at(self, st: ast.Component, addr: int, absolute: bool,
-                             body: ast.Block, origin: ast.ProbePoint) -> DerivedProbe:
-        """kernel.statement(ADDR): a kprobe at a link-time address that must
-        start a line-table row of its CU (.absolute: no such check)."""
-        from codegen.debuginfo import statements
-        addr &= 0xFFFFFFFFFFFFFFFF
-        token = f"number '{addr:#x}'"
-        self._dwarf_kernel(st, "kernel.statement(ADDRESS)", token)
-        hit = self.kernel.function_at(addr)
+    def _statement_at(self, st: ast.Component, addr: int, absolute: bool,
+                      body: ast.Block, origin: ast.ProbePoint, facts: KernelFacts,
+                      prefix: str, module: Optional[str],
+                      shown: Optional[int] = None) -> DerivedProbe:
+        """statement(ADDR): a kprobe at an address (link-time for the
+        kernel; in the module's layout for a module, where the user wrote
+        `shown`, relative to .text) that must start a line-table row of its
+        CU (.absolute: no such check)."""
+        shown = addr if shown is None else shown
+        token = f"number '{shown:#x}'"
+        where = f"kernel {self.kernel.release}" if module is None else f'module "{module}"'
+        hit = facts.function_at(addr)
         if hit is None:
-            raise StapError("semantic", f"no function contains address {addr:#x}"
-                            f" in kernel {self.kernel.release}", st.loc, token=token)
+            raise StapError("semantic", f"no function contains address {shown:#x}"
+                            f" in {where}", st.loc, token=token)
         name, start, size = hit
-        info = self.kernel.function(name)
+        info = facts.function(name)
         if info is None or info.get("address") != start:
             info = {"name": name, "symbol": name, "address": start, "size": size,
                     "decl_file": None, "decl_line": None, "return_type": None, "params": []}
         if not absolute:
-            cu = self.kernel.index.cu_for_address(addr)
-            lt = statements.line_table(self.kernel, cu) if cu is not None else None
-            if lt is None or not lt.is_row_start(addr):
-                below, above = lt.nearest(addr, start, start + size) if lt is not None \
-                    else (None, None)
-                tries = [f"{a:#x}" for a in (below, above) if a is not None]
-                hint = f" (try {' or '.join(tries)})" if tries else ""
-                raise StapError("semantic", f"address {addr:#x} does not match the beginning "
-                                f"of a statement{hint}", st.loc, token=token)
-        pp = f"kernel.statement({addr:#x})" + (".absolute" if absolute else "")
-        return self._statement_probe(pp, info, addr, body, origin, st)
+            self._check_statement_start(facts, addr, start, size, st, token,
+                                        lambda a: a - (addr - shown))
+        pp = f"{prefix}.statement({shown:#x})" + (".absolute" if absolute else "")
+        return self._statement_probe(pp, info, addr, body, origin, st, facts=facts,
+                                     module=module)
+
+    @staticmethod
+    def _check_statement_start(facts: KernelFacts, addr: int, start: int, size: int,
+                               c: ast.Component, token: str, show) -> None:  # type: ignore[no-untyped-def]
+        """SystemTap's error for an address that does not start a line-table
+        row, with the nearest ones inside the function (shown through
+        `show`: as written, absolute or relative)."""
+        from codegen.debuginfo import statements
+        cu = facts.index.cu_for_address(addr)
+        lt = statements.line_table(facts, cu) if cu is not None else None
+        if lt is not None and lt.is_row_start(addr):
+            return
+        below, above = lt.nearest(addr, start, start + size) if lt is not None else (None, None)
+        tries = [f"{show(a):#x}" for a in (below, above) if a is not None]
+        hint = f" (try {' or '.join(tries)})" if tries else ""
+        raise StapError("semantic", f"address {show(addr):#x} does not match the beginning "
+                        f"of a statement{hint}", c.loc, token=token)
 
     def _kernel_function_inner(self, comps: list[ast.Component], body: ast.Block,
                                origin: ast.ProbePoint) -> list[DerivedProbe]:

@@ -241,7 +241,65 @@ def test_module_statement_errors(kctx):
     msg = error(kctx, 'probe module("loop").statement("loop_configure@drivers/block/'
                       'loop.c:1") {}')
     assert msg.startswith("semantic error: no line records for drivers/block/loop.c:1"), msg
-    msg = error(kctx, 'probe module("loop").statement(0x10) {}')
-    assert "module(\"NAME\").statement(ADDRESS) is not supported" in msg, msg
+    msg = error(kctx, 'probe module("loop").statement(0x7fffffff) {}')
+    assert 'no function contains address 0x7fffffff in module "loop"' in msg, msg
     msg = error(kctx, 'probe module("nosuch").statement("f@x.c:1") {}')
     assert 'no match for probe point module("nosuch").statement("f@x.c:1")' in msg, msg
+
+
+def loop_facts(kctx):  # type: ignore[no-untyped-def]
+    from codegen.kernel_facts import make_kernel_facts
+    return make_kernel_facts(kctx.release, kctx.kernel, kctx.index_file).modules.facts("loop")
+
+
+def text_offset(kctx, fn: str) -> int:
+    """Where fn starts relative to loop.ko's .text (the module-relative
+    address stap's module("m").statement(ADDR) takes)."""
+    facts = loop_facts(kctx)
+    return facts.function(fn)["address"] - facts.section_base(".text")
+
+
+@pytest.mark.kernel
+def test_module_statement_by_address(kctx):
+    off = text_offset(kctx, "loop_configure")
+    (p,) = elaborate(kctx, f'probe module("loop").statement({off:#x}) {{ println($lo) }}')["probes"]
+    assert p["pp"] == f'module("loop").statement({off:#x})'
+    assert p["params"]["symbol"] == "loop:loop_configure" and p["params"]["offset"] == 0
+    msg = error(kctx, f'probe module("loop").statement({off + 1:#x}) {{}}')
+    assert f"semantic error: address {off + 1:#x} does not match the beginning of a " \
+           f"statement (try {off:#x} or " in msg, msg
+
+
+@pytest.mark.kernel
+def test_module_labels(kctx):
+    ir = elaborate(kctx, 'probe module("loop").function("loop_configure").label("out_*") {}')
+    labels = {p["pp"].rsplit('"', 2)[1]: p for p in ir["probes"]}
+    assert {"out_putf", "out_unlock", "out_bdev"} <= set(labels), sorted(labels)
+    for p in labels.values():
+        assert p["params"]["symbol"] == "loop:loop_configure" and p["params"]["offset"] > 0
+    msg = error(kctx, 'probe module("loop").function("loop_configure").label("nosuch") {}')
+    assert 'no match for probe point module("loop").function("loop_configure")' \
+           '.label("nosuch")' in msg, msg
+
+
+@pytest.mark.kernel
+def test_relative_statements(kctx):
+    """statement("fn").relative(N): N bytes past the entry, on a statement."""
+    (p,) = elaborate(kctx, 'probe kernel.statement("vfs_read").relative(0) '
+                           '{ println($file) }')["probes"]
+    assert p["pp"].startswith('kernel.statement("vfs_read@fs/read_write.c:')
+    assert p["pp"].endswith('").relative(0x0)') and p["params"]["offset"] == 0
+    msg = error(kctx, 'probe kernel.statement("vfs_read").relative(1) {}')
+    assert msg.startswith("semantic error: address 0x1 does not match the beginning of a "
+                          "statement (try 0x0 or 0x"), msg
+    msg = error(kctx, 'probe kernel.statement("vfs_read@fs/read_write.c:1").relative(0) {}')
+    assert ".relative(OFFSET) counts from a function's entry" in msg, msg
+    msg = error(kctx, 'probe kernel.statement("vfs_read").relative(0x100000) {}')
+    assert "offset 0x100000 is outside vfs_read" in msg, msg
+    # in a module: a later statement of loop_configure, by its offset
+    lines = elaborate(kctx, 'probe module("loop").statement("loop_configure@drivers/block/'
+                            'loop.c:*") {}')["probes"]
+    later = sorted({q["params"]["offset"] for q in lines})[2]
+    (m,) = elaborate(kctx, f'probe module("loop").statement("loop_configure")'
+                           f'.relative({later}) {{ println($lo) }}')["probes"]
+    assert m["params"]["symbol"] == "loop:loop_configure" and m["params"]["offset"] == later

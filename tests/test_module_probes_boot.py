@@ -31,6 +31,39 @@ STATEMENT = """probe module("loop").statement("loop_configure@drivers/block/loop
 """
 
 
+# A second attach to a bound loop0 fails with EBUSY inside loop_configure,
+# through its error labels (out_unlock, out_bdev, out_putf).
+BUSY = (f"dd if=/dev/zero of={IMG} bs=64k count=16 status=none && "
+        f"losetup /dev/loop0 {IMG} && {{ losetup /dev/loop0 {IMG} 2>/dev/null; "
+        f"losetup -d /dev/loop0; }}; rm -f {IMG}")
+FORMS = """global labels, entries, rel
+probe module("loop").function("loop_configure").label("out_*") { labels[pp()]++ }
+probe module("loop").statement(@ADDR@) { entries++ }
+probe module("loop").statement("loop_configure").relative(@REL@) { rel++ }
+probe end {
+	foreach (p in labels-)
+		printf("label %s %d\\n", p, labels[p])
+	printf("entries=%d rel=%d\\n", entries, rel)
+}
+"""
+
+
+def forms_script(release: str, out_dir) -> object:  # type: ignore[no-untyped-def]
+    """.label, statement(ADDR) at loop_configure's entry (relative to the
+    module's .text) and .relative(N) at its third statement."""
+    from stapbuild import passes
+    from tests.test_module_probes import text_offset
+    from tests.pass2lib import elaborate
+    kctx = passes.kernel_context(release)
+    lines = elaborate(kctx, 'probe module("loop").statement("loop_configure@drivers/block/'
+                            'loop.c:*") {}')["probes"]
+    rel = sorted({p["params"]["offset"] for p in lines})[2]
+    path = out_dir / "module_forms.stp"
+    path.write_text(FORMS.replace("@ADDR@", f"{text_offset(kctx, 'loop_configure'):#x}")
+                    .replace("@REL@", str(rel)))
+    return path
+
+
 def first_line_with_file(release: str) -> int:
     """The first line of loop_configure where its local `file` (the backing
     file, from the fd in the config) has a location: it differs between
@@ -55,13 +88,15 @@ def results(request, tmp_path_factory):
     kos = {name: build_module(SCRIPTS / f"module_{name}.stp", release)
            for name in ("missing", "optional", "loop")}
     line = first_line_with_file(release)
-    stmt = tmp_path_factory.mktemp("stmt") / "module_statement.stp"
+    tmp = tmp_path_factory.mktemp("stmt")
+    stmt = tmp / "module_statement.stp"
     stmt.write_text(STATEMENT.replace("@LINE@", str(line)))
     cases = [
         case("missing", kos["missing"], duration=0.5),
         case("optional", kos["optional"], workload="modprobe loop"),
         case("loop", kos["loop"], workload=ATTACH),
         case("statement", build_module(stmt, release), workload=ATTACH),
+        case("forms", build_module(forms_script(release, tmp), release), workload=BUSY),
     ]
     return release, line, run_batch(release, cases)
 
@@ -106,3 +141,22 @@ def test_module_statement_probe(results):
     r = ok(res["statement"])
     assert r["stdout"] == (f'stmt module("loop").statement("loop_configure@drivers/block/'
                            f'loop.c:{line}") lo=0 name=stapbuild-loop.img\n'), r
+
+
+@pytest.mark.boot
+def test_module_label_address_and_relative_probes(results):
+    """Two attaches to loop0, the second failing with EBUSY: the entry
+    (by .text-relative address) and the .relative statement fire for both,
+    the error labels on its way out once each."""
+    _, _, res = results
+    r = ok(res["forms"])
+    labels = dict(re.findall(r'^label module\("loop"\)\.function\("loop_configure@'
+                             r'drivers/block/loop\.c:\d+"\)\.label\("(\w+)"\) (\d+)$',
+                             r["stdout"], re.M))
+    # Every path out past the claim runs out_bdev and out_putf; on 6.1 GCC
+    # copied the unlock to the goto site, so out_unlock's own address is
+    # not on the EBUSY path there (it is on 6.12).
+    assert {"out_bdev": "1", "out_putf": "1"}.items() <= labels.items(), r["stdout"]
+    assert set(labels) <= {"out_unlock", "out_bdev", "out_putf"}, r["stdout"]
+    assert set(labels.values()) == {"1"}, r["stdout"]
+    assert r["stdout"].splitlines()[-1] == "entries=2 rel=2", r["stdout"]
