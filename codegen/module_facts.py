@@ -39,6 +39,20 @@ class ModuleFacts(DwarfKernelFacts):
         self.cache = FactsCache(self.vmlinux.with_suffix(".facts.sqlite"), self.index.build_id)
         self.symvers = None
 
+    def in_init_section(self, addr: int) -> bool:
+        """Whether addr is in an .init.* section: such code (init_module,
+        __init functions) is freed once the module has loaded, so a probe
+        there can never be registered."""
+        if getattr(self, "_init_ranges", None) is None:
+            from codegen.debuginfo.elf_symbols import ElfImage
+            from codegen.debuginfo.module_dwarf import section_bases
+            with ElfImage(self.vmlinux) as img:
+                bases = section_bases(img)
+                self._init_ranges = [(bases[sec.index], bases[sec.index] + sec.size)
+                                     for name, sec in img.sections.items()
+                                     if name.startswith(".init") and sec.index in bases]
+        return any(lo <= addr < hi for lo, hi in self._init_ranges)
+
     def section_base(self, name: str) -> Optional[int]:
         """Where section `name` sits in the synthetic layout the index and
         the relocated DWARF use (module_dwarf.section_bases): a module

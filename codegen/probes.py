@@ -451,6 +451,9 @@ class ProbeResolver:
             if not info.get("probeable", True):
                 why.append(info.get("note") or f"{name} cannot be probed")
                 continue
+            if facts.in_init_section(info["address"]):
+                why.append(f"{name} is in .init.text, freed once the module has loaded")
+                continue
             if file_pat and not fnmatch.fnmatchcase(info.get("decl_file") or "", base_file):
                 continue
             if line_spec is not None:
@@ -585,10 +588,13 @@ class ProbeResolver:
             names = facts.functions_in_files(names, file_glob)
         if hasattr(facts, "prefetch"):
             facts.prefetch(names)
+        in_init = getattr(facts, "in_init_section", None)    # modules: freed init code
         out = []
         for name in names:
             info = facts.function(name)
             if info is None or not info.get("probeable", True) or info.get("decl_file") is None:
+                continue
+            if in_init is not None and in_init(info["address"]):
                 continue
             if file_glob and not fnmatch.fnmatchcase(info["decl_file"], file_glob):
                 continue

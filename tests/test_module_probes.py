@@ -303,3 +303,15 @@ def test_relative_statements(kctx):
     (m,) = elaborate(kctx, f'probe module("loop").statement("loop_configure")'
                            f'.relative({later}) {{ println($lo) }}')["probes"]
     assert m["params"]["symbol"] == "loop:loop_configure" and m["params"]["offset"] == later
+
+
+@pytest.mark.kernel
+def test_init_functions_are_left_out(kctx):
+    """A module's .init.text (init_module, __init functions) is freed once
+    it has loaded: wildcards leave those functions out, naming one says why."""
+    ir = elaborate(kctx, 'probe module("loop").function("*@drivers/block/loop.c") {}')
+    names = {p["pp"].split('"')[3].split("@")[0] for p in ir["probes"]}
+    assert "loop_configure" in names and "loop_exit" in names
+    assert not {"loop_init", "init_module"} & names
+    msg = error(kctx, 'probe module("loop").function("loop_init") {}')
+    assert "(loop_init is in .init.text, freed once the module has loaded)" in msg, msg

@@ -36,14 +36,22 @@ STATEMENT = """probe module("loop").statement("loop_configure@drivers/block/loop
 BUSY = (f"dd if=/dev/zero of={IMG} bs=64k count=16 status=none && "
         f"losetup /dev/loop0 {IMG} && {{ losetup /dev/loop0 {IMG} 2>/dev/null; "
         f"losetup -d /dev/loop0; }}; rm -f {IMG}")
-FORMS = """global labels, entries, rel
+FORMS = """global labels, entries, rel, infile
 probe module("loop").function("loop_configure").label("out_*") { labels[pp()]++ }
+probe module("loop").function("*@drivers/block/loop.c") { infile[ppfunc()]++ }
 probe module("loop").statement(@ADDR@) { entries++ }
 probe module("loop").statement("loop_configure").relative(@REL@) { rel++ }
 probe end {
 	foreach (p in labels-)
 		printf("label %s %d\\n", p, labels[p])
+	printf("file functions=%d configure=%d\\n", count_keys(), infile["loop_configure"])
 	printf("entries=%d rel=%d\\n", entries, rel)
+}
+function count_keys() {
+	n = 0
+	foreach (f in infile)
+		n++
+	return n
 }
 """
 
@@ -160,3 +168,7 @@ def test_module_label_address_and_relative_probes(results):
     assert set(labels) <= {"out_unlock", "out_bdev", "out_putf"}, r["stdout"]
     assert set(labels.values()) == {"1"}, r["stdout"]
     assert r["stdout"].splitlines()[-1] == "entries=2 rel=2", r["stdout"]
+    # every function of drivers/block/loop.c: loop_configure twice, and
+    # the ioctl and release paths around it
+    m = re.search(r"^file functions=(\d+) configure=(\d+)$", r["stdout"], re.M)
+    assert m and int(m[1]) >= 3 and m[2] == "2", r["stdout"]
