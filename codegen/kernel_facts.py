@@ -84,6 +84,17 @@ class DwarfKernelFacts(ExportedMixin):
             self._addrmap = AddressMap(self.index)
         return self._addrmap.containing(addr)
 
+    def in_init_section(self, addr: int) -> bool:
+        """Whether addr is in .init.text (__init code): the kernel frees it
+        after boot, so a kprobe there can never be registered."""
+        if getattr(self, "_init_ranges", None) is None:
+            from codegen.debuginfo.elf_symbols import ElfImage
+            with ElfImage(self.vmlinux) as img:
+                self._init_ranges = [(sec.addr, sec.addr + sec.size)
+                                     for name, sec in img.sections.items()
+                                     if name.startswith(".init") and sec.addr]
+        return any(lo <= addr < hi for lo, hi in self._init_ranges)
+
     def symbol_count(self, name: str) -> int:
         """How many distinct definitions share a symbol name (statics)."""
         return len(self.index.lookup(name))

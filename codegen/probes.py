@@ -351,6 +351,11 @@ class ProbeResolver:
             if not info.get("probeable", True):
                 why.append(info.get("note") or f"{name} cannot be probed")
                 continue
+            in_init = getattr(self.kernel, "in_init_section", None)
+            if in_init is not None and info.get("address") is not None and \
+                    in_init(info["address"]):
+                why.append(f"{name} is in .init.text, freed after boot")
+                continue
             if file_pat and info.get("decl_file") is None and hasattr(self.kernel, "index"):
                 continue        # DWARF kernel, function without DWARF (assembly)
             if file_pat and info.get("decl_file") is None:

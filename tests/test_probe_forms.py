@@ -133,3 +133,13 @@ def test_exported_keeps_only_exported_functions(kctx):
     assert 'no match for probe point kernel.function("vfs_read").exported' in out, out
     out = error(kctx, 'probe kernel.function(0x1).exported { }')
     assert "probe point mismatch" in out or "no function contains" in out, out
+
+
+def test_init_text_functions_are_left_out(kctx):
+    """__init code is freed after boot: *@init/main.c leaves start_kernel
+    out, and naming it is a no-match that says why."""
+    ir = elaborate(kctx, 'probe kernel.function("*@init/main.c") {}')
+    names = {p["pp"].split('"')[1].split("@")[0] for p in ir["probes"]}
+    assert "rest_init" in names and "start_kernel" not in names, names
+    msg = error(kctx, 'probe kernel.function("start_kernel") {}')
+    assert "(start_kernel is in .init.text, freed after boot)" in msg, msg
