@@ -75,12 +75,16 @@ class LoopbackCluster:
              "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
             "scheduler.log", self._env({}))
         deadline = time.monotonic() + START_TIMEOUT
-        while not sched_file.exists():
+        while True:
+            try:
+                self.address = json.loads(sched_file.read_text())["address"]
+                break
+            except (OSError, ValueError, KeyError):
+                pass    # not written yet, or written half-way (dask writes in place)
             if self.scheduler.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"dask scheduler did not start: {self.log('scheduler.log')}")
             time.sleep(0.1)
-        self.address = json.loads(sched_file.read_text())["address"]
         for i in range(self.n_workers):
             self.add_worker(i)
         self.wait_for_workers(self.n_workers)
