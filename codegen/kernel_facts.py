@@ -84,16 +84,35 @@ class DwarfKernelFacts(ExportedMixin):
             self._addrmap = AddressMap(self.index)
         return self._addrmap.containing(addr)
 
-    def in_init_section(self, addr: int) -> bool:
-        """Whether addr is in .init.text (__init code): the kernel frees it
-        after boot, so a kprobe there can never be registered."""
-        if getattr(self, "_init_ranges", None) is None:
+    # When .init.* code is freed (said in "no match" messages).
+    INIT_FREED = "after boot"
+
+    def _section_starts(self, img) -> dict[int, int]:  # type: ignore[no-untyped-def]
+        """Section index -> start address, in the addresses the index uses
+        (vmlinux: its link-time section addresses)."""
+        return {sec.index: sec.addr for sec in img.sections.values() if sec.addr}
+
+    def section_ranges(self) -> dict[str, tuple[int, int]]:
+        """Section name -> [start, end) of every allocated section, read
+        from the ELF once."""
+        if getattr(self, "_section_ranges", None) is None:
             from codegen.debuginfo.elf_symbols import ElfImage
             with ElfImage(self.vmlinux) as img:
-                self._init_ranges = [(sec.addr, sec.addr + sec.size)
-                                     for name, sec in img.sections.items()
-                                     if name.startswith(".init") and sec.addr]
-        return any(lo <= addr < hi for lo, hi in self._init_ranges)
+                starts = self._section_starts(img)
+                self._section_ranges = {name: (starts[sec.index], starts[sec.index] + sec.size)
+                                        for name, sec in img.sections.items()
+                                        if sec.index in starts}
+        return self._section_ranges
+
+    def section_base(self, name: str) -> Optional[int]:
+        got = self.section_ranges().get(name)
+        return got[0] if got is not None else None
+
+    def in_init_section(self, addr: int) -> bool:
+        """Whether addr is in .init.* code (__init, init_module): it is
+        freed (INIT_FREED), so a kprobe there can never be registered."""
+        return any(lo <= addr < hi for name, (lo, hi) in self.section_ranges().items()
+                   if name.startswith(".init"))
 
     def symbol_count(self, name: str) -> int:
         """How many distinct definitions share a symbol name (statics)."""

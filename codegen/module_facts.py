@@ -39,29 +39,14 @@ class ModuleFacts(DwarfKernelFacts):
         self.cache = FactsCache(self.vmlinux.with_suffix(".facts.sqlite"), self.index.build_id)
         self.symvers = None
 
-    def in_init_section(self, addr: int) -> bool:
-        """Whether addr is in an .init.* section: such code (init_module,
-        __init functions) is freed once the module has loaded, so a probe
-        there can never be registered."""
-        if getattr(self, "_init_ranges", None) is None:
-            from codegen.debuginfo.elf_symbols import ElfImage
-            from codegen.debuginfo.module_dwarf import section_bases
-            with ElfImage(self.vmlinux) as img:
-                bases = section_bases(img)
-                self._init_ranges = [(bases[sec.index], bases[sec.index] + sec.size)
-                                     for name, sec in img.sections.items()
-                                     if name.startswith(".init") and sec.index in bases]
-        return any(lo <= addr < hi for lo, hi in self._init_ranges)
+    INIT_FREED = "once the module has loaded"
 
-    def section_base(self, name: str) -> Optional[int]:
-        """Where section `name` sits in the synthetic layout the index and
-        the relocated DWARF use (module_dwarf.section_bases): a module
-        address such as module("m").statement(0x233) is relative to .text."""
-        from codegen.debuginfo.elf_symbols import ElfImage
+    def _section_starts(self, img) -> dict[int, int]:  # type: ignore[no-untyped-def]
+        """The synthetic layout the index and the relocated DWARF use
+        (module_dwarf.section_bases): a module address such as
+        module("m").statement(0x233) is relative to its .text there."""
         from codegen.debuginfo.module_dwarf import section_bases
-        with ElfImage(self.vmlinux) as img:
-            sec = img.sections.get(name)
-            return section_bases(img).get(sec.index) if sec is not None else None
+        return section_bases(img)
 
 
 class ModuleNotFound(LookupError):

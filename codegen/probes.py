@@ -351,10 +351,9 @@ class ProbeResolver:
             if not info.get("probeable", True):
                 why.append(info.get("note") or f"{name} cannot be probed")
                 continue
-            in_init = getattr(self.kernel, "in_init_section", None)
-            if in_init is not None and info.get("address") is not None and \
-                    in_init(info["address"]):
-                why.append(f"{name} is in .init.text, freed after boot")
+            freed = _freed_init(self.kernel, name, info)
+            if freed:
+                why.append(freed)
                 continue
             if file_pat and info.get("decl_file") is None and hasattr(self.kernel, "index"):
                 continue        # DWARF kernel, function without DWARF (assembly)
@@ -456,8 +455,9 @@ class ProbeResolver:
             if not info.get("probeable", True):
                 why.append(info.get("note") or f"{name} cannot be probed")
                 continue
-            if facts.in_init_section(info["address"]):
-                why.append(f"{name} is in .init.text, freed once the module has loaded")
+            freed = _freed_init(facts, name, info)
+            if freed:
+                why.append(freed)
                 continue
             if file_pat and not fnmatch.fnmatchcase(info.get("decl_file") or "", base_file):
                 continue
@@ -593,13 +593,12 @@ class ProbeResolver:
             names = facts.functions_in_files(names, file_glob)
         if hasattr(facts, "prefetch"):
             facts.prefetch(names)
-        in_init = getattr(facts, "in_init_section", None)    # modules: freed init code
         out = []
         for name in names:
             info = facts.function(name)
             if info is None or not info.get("probeable", True) or info.get("decl_file") is None:
                 continue
-            if in_init is not None and in_init(info["address"]):
+            if _freed_init(facts, name, info):
                 continue
             if file_glob and not fnmatch.fnmatchcase(info["decl_file"], file_glob):
                 continue
@@ -950,6 +949,16 @@ def _line_wanted(line: int, spec: tuple, info: dict) -> bool:
     if spec[0] == "rel":
         return line == (info.get("decl_line") or 0) + spec[1]
     return any(lo <= line <= hi for lo, hi in spec[1])
+
+
+def _freed_init(facts, name: str, info: dict) -> Optional[str]:  # type: ignore[no-untyped-def]
+    """Why a function can never be probed because its code is .init.text,
+    freed after boot (kernel) or load (module); None when it can be, or
+    when the facts know no sections (BTF)."""
+    in_init = getattr(facts, "in_init_section", None)
+    if in_init is None or info.get("address") is None or not in_init(info["address"]):
+        return None
+    return f"{name} is in .init.text, freed {facts.INIT_FREED}"
 
 
 def _no_line_records(file_pat: str, spec: tuple, seen: dict[int, int],
